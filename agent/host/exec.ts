@@ -1,0 +1,77 @@
+// Run a command to completion: argv (no shell), cwd, env, timeout, output to a log fd or captured.
+// Used for setup steps, hooks, health commands, mkfs/mount, apt-get. Never throws for a non-zero
+// exit: the result says what happened; it throws only when the binary cannot be started.
+import { openSync, closeSync } from "node:fs";
+
+export interface ExecOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  /** Append stdout and stderr to this file (O_APPEND fd); otherwise they are captured. */
+  logFile?: string;
+  uid?: number;
+  gid?: number;
+  signal?: AbortSignal;
+  stdin?: string;
+}
+
+export interface ExecResult {
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+export async function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const started = performance.now();
+  const fd = opts.logFile ? openSync(opts.logFile, "a", 0o640) : undefined;
+  let timedOut = false;
+  try {
+    const p = Bun.spawn(argv, {
+      cwd: opts.cwd,
+      env: opts.env ?? (process.env as Record<string, string>),
+      stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
+      stdout: fd ?? "pipe",
+      stderr: fd ?? "pipe",
+      detached: true,
+      uid: opts.uid,
+      gid: opts.gid,
+    });
+    const killGroup = (sig: NodeJS.Signals) => { try { process.kill(-p.pid, sig); } catch {} };
+    const timer = opts.timeoutMs ? setTimeout(() => { timedOut = true; killGroup("SIGKILL"); }, opts.timeoutMs) : undefined;
+    const onAbort = () => killGroup("SIGKILL");
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    const [stdout, stderr] = await Promise.all([
+      fd === undefined ? new Response(p.stdout as ReadableStream).text() : "",
+      fd === undefined ? new Response(p.stderr as ReadableStream).text() : "",
+    ]);
+    await p.exited;
+    clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", onAbort);
+    return { code: p.exitCode, signal: p.signalCode == null ? null : String(p.signalCode), timedOut, stdout, stderr, durationMs: performance.now() - started };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Split a command line like a shell does, without any shell features (no $, globs, pipes). */
+export function splitArgs(line: string): string[] {
+  const out: string[] = [];
+  let cur = "", inWord = false, quote: '"' | "'" | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+      else if (c === "\\" && quote === '"' && i + 1 < line.length && '"\\$`'.includes(line[i + 1]!)) cur += line[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") { quote = c; inWord = true; }
+    else if (c === "\\" && i + 1 < line.length) { cur += line[++i]; inWord = true; }
+    else if (/\s/.test(c)) { if (inWord) { out.push(cur); cur = ""; inWord = false; } }
+    else { cur += c; inWord = true; }
+  }
+  if (quote) throw new Error(`unterminated ${quote} quote in: ${line}`);
+  if (inWord) out.push(cur);
+  return out;
+}

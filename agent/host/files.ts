@@ -1,0 +1,32 @@
+// Atomic file operations. A reader never sees a half-written file or a missing link.
+import { closeSync, fsyncSync, openSync, renameSync, symlinkSync, unlinkSync, writeSync, mkdirSync } from "node:fs";
+import { dirname, basename, join } from "node:path";
+
+let seq = 0;
+const tmpName = (path: string) => join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${++seq}`);
+
+/** Write a file so that readers see the old or the new content, never a mix: temp + fsync + rename(2). */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = tmpName(path);
+  const fd = openSync(tmp, "w", mode);
+  try {
+    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/** Point `link` at `target` atomically: symlink to a temp name, then rename(2) over the old link. */
+export function switchSymlink(link: string, target: string): void {
+  const tmp = tmpName(link);
+  symlinkSync(target, tmp);
+  try {
+    renameSync(tmp, link);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch {}
+    throw e;
+  }
+}

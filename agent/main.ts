@@ -1,0 +1,44 @@
+// argv -> the command in cli/; nothing else happens here.
+import { COMMANDS } from "./cli/index.ts";
+import { EXIT } from "./cli/command.ts";
+import { UsageError, errorMessage } from "./core/errors.ts";
+
+const usage = () => `agent: a GitOps pull agent for EC2 nodes
+
+Usage: agent COMMAND [OPTIONS]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join("\n")}
+
+Run 'agent COMMAND --help' for a command's options and an example.
+
+Example:
+  agent validate .           # in the ops repository, before merging
+  agent status               # on a node: what runs and why
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(usage());
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  if (name === "--version" || name === "-V") return COMMANDS.find((c) => c.name === "version")!.run([]);
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    process.stderr.write(`agent: unknown command '${name}'. Run 'agent --help' for the list.\n`);
+    return EXIT.usage;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`agent ${name}: ${e.message}. Run 'agent ${name} --help'.\n`);
+      return EXIT.usage;
+    }
+    process.stderr.write(`agent ${name}: ${errorMessage(e)}\n`);
+    return EXIT.failed;
+  }
+}
+
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,167 @@
+// The three file formats of DESIGN.md as one typed schema. Pure: no I/O.
+// The schema checks shape and values; rules that span files live in validate.ts.
+import { z } from "zod";
+import { DURATION_PATTERN, parseDuration } from "../core/duration.ts";
+
+export const NAME_PATTERN = "^[a-z][a-z0-9-]{0,62}$";
+
+export const Name = z.string().regex(new RegExp(NAME_PATTERN), {
+  message: "must be lowercase letters, digits and '-', starting with a letter, at most 63 characters",
+});
+
+export const Commit = z.string().regex(/^[0-9a-f]{40}$/, {
+  message: "must be a full 40-character hex commit id (git rev-parse HEAD)",
+});
+
+/** "30s" in the file, milliseconds in the program. */
+export const Duration = z
+  .string()
+  .regex(new RegExp(DURATION_PATTERN), { message: "must be a duration like 500ms, 30s, 2m or 1h" })
+  .transform((s) => parseDuration(s)!)
+  .meta({ description: "A duration: a whole number and a unit, ms, s, m or h (30s, 2m)." });
+
+/** A relative path that stays inside the release directory. */
+export const RelPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith("/"), { message: "must be relative to the release directory, not absolute" })
+  .refine((p) => !p.split("/").includes(".."), { message: "must stay inside the release directory (no '..')" })
+  .meta({ description: "A path relative to the release directory; never absolute, never '..'." });
+
+const AbsPath = z.string().regex(/^\/[^\0]*$/, { message: "must be an absolute path" });
+
+const Percent = z
+  .string()
+  .regex(/^[0-9]{1,3}%$/, { message: "must be a percentage like 25% (or a whole number of nodes)" })
+  .refine((s) => Number(s.slice(0, -1)) >= 1 && Number(s.slice(0, -1)) <= 100, {
+    message: "must be between 1% and 100%",
+  });
+
+const Env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "must be an environment variable name" }),
+  z.union([z.string(), z.number(), z.boolean()]).transform(String));
+
+const UnixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: "must be a Unix user name" });
+const Signal = z.enum(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL"]);
+const Port = z.number().int().min(1).max(65535);
+
+// ---------- manifests/<environment>.yaml ----------
+
+const VolumeBinding = z.union([
+  z.strictObject({ id: z.string().regex(/^vol-[0-9a-f]{8,17}$/, { message: "must be an EBS volume id like vol-0123456789abcdef0" }) }),
+  z.strictObject({ tag: z.record(z.string(), z.string()).refine((t) => Object.keys(t).length > 0, { message: "needs at least one tag" }) }),
+]);
+
+export const RoleBinding = z.strictObject({
+  addresses: z.array(z.string().regex(/^eipalloc-[0-9a-f]{8,17}$/, { message: "must be an Elastic IP allocation id like eipalloc-0a1b2c3d" })).optional(),
+  env: Env.optional(),
+  volumes: z.record(Name, VolumeBinding).optional(),
+  commit: Commit.optional().meta({ description: "This role runs another commit (a canary)." }),
+});
+
+export const Manifest = z.strictObject({
+  commit: Commit.meta({ description: "The release: a commit of this repository." }),
+  poll: Duration.prefault("30s").meta({ description: "How often agents look at the branch tip." }),
+  rollout: z.strictObject({
+    waves: z.array(z.union([z.number().int().min(1), Percent])).min(1),
+    bake: Duration.prefault("2m"),
+  }).optional(),
+  roles: z.record(Name, RoleBinding).prefault({}),
+});
+
+// ---------- roles/<role>.yaml ----------
+
+const HealthTiming = {
+  interval: Duration.prefault("5s"),
+  timeout: Duration.prefault("2s"),
+  pass: z.number().int().min(1).prefault(1).meta({ description: "Consecutive passes to become healthy." }),
+  fail: z.number().int().min(1).prefault(3).meta({ description: "Failures within the last `window` checks that make it unhealthy." }),
+  window: z.number().int().min(1).prefault(3),
+  deadline: Duration.prefault("60s").meta({ description: "How long a new process has to become healthy before a cutover gives up." }),
+};
+
+export const Health = z.union([
+  z.strictObject({ http: z.string().startsWith("/", { message: "must be a URL path starting with /" }), port: Port.optional(), ...HealthTiming }),
+  z.strictObject({ tcp: Port, ...HealthTiming }),
+  z.strictObject({ command: z.string().min(1), ...HealthTiming }),
+]);
+
+export const Process = z.strictObject({
+  run: z.string().min(1).meta({ description: "argv as one string, split like a shell (no shell features)." }),
+  cwd: RelPath.optional(),
+  env: Env.prefault({}),
+  instances: z.number().int().min(1).max(64).prefault(1),
+  http: z.strictObject({ port: Port, health: z.string().startsWith("/").optional() }).optional(),
+  health: Health.optional(),
+  stop: z.strictObject({ signal: Signal.prefault("SIGTERM"), timeout: Duration.prefault("30s") }).prefault({ signal: "SIGTERM", timeout: "30s" }),
+  restart: z.enum(["always", "on-failure", "never"]).prefault("always"),
+  user: UnixUser.optional(),
+  overlap: z.boolean().prefault(true),
+  minUptime: Duration.prefault("3s").meta({ description: "Without a health check, up this long counts as healthy." }),
+});
+
+export const SetupStep = z.strictObject({
+  run: z.string().min(1),
+  inputs: z.array(RelPath).optional().meta({ description: "Unchanged since the last good release => the step's result is reused." }),
+  timeout: Duration.prefault("10m"),
+});
+
+export const Volume = z.strictObject({
+  mount: AbsPath,
+  fs: z.enum(["ext4", "xfs"]).prefault("ext4"),
+  format: z.enum(["if-blank", "never"]).prefault("if-blank"),
+  options: z.array(z.string()).prefault(["defaults", "nofail"]),
+  owner: UnixUser.optional(),
+});
+
+export const Role = z.strictObject({
+  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, { message: "must be a Debian package name" })).prefault([]),
+  user: UnixUser.prefault("agent-app"),
+  setup: z.array(SetupStep).prefault([]),
+  shared: z.array(RelPath).prefault([]),
+  volumes: z.record(Name, Volume).prefault({}),
+  address: z.boolean().prefault(false),
+  processes: z.record(Name, Process).prefault({}),
+  hooks: z.strictObject({
+    before_cutover: z.array(z.string().min(1)).prefault([]),
+    after_cutover: z.array(z.string().min(1)).prefault([]),
+  }).prefault({ before_cutover: [], after_cutover: [] }),
+});
+
+// ---------- /etc/agent/agent.yaml ----------
+
+export const StaticIdentity = z.strictObject({
+  role: Name,
+  environment: Name,
+  instanceId: z.string().min(1),
+  region: z.string().prefault("local"),
+  zone: z.string().prefault("local-1a"),
+});
+
+export const Config = z.strictObject({
+  repo: z.string().regex(/^https?:\/\//, { message: "must be a smart HTTP(S) URL (http:// or https://)" }),
+  branch: z.string().min(1).prefault("main"),
+  stateDir: AbsPath.prefault("/var/lib/agent"),
+  identity: z.union([z.literal("imds"), StaticIdentity]).prefault("imds"),
+  tags: z.strictObject({ role: z.string().prefault("Role"), environment: z.string().prefault("Environment") })
+    .prefault({ role: "Role", environment: "Environment" }),
+  imds: z.strictObject({ endpoint: z.string().prefault("http://169.254.169.254"), timeout: Duration.prefault("2s") })
+    .prefault({ endpoint: "http://169.254.169.254", timeout: "2s" }),
+  aws: z.strictObject({ endpoint: z.string().nullable().prefault(null) }).prefault({ endpoint: null }),
+  auth: z.strictObject({ tokenFile: AbsPath.optional(), username: z.string().prefault("x-access-token") }).optional(),
+  devices: z.strictObject({ byIdDir: AbsPath.prefault("/dev/disk/by-id") }).prefault({ byIdDir: "/dev/disk/by-id" }),
+  control: z.strictObject({ metrics: z.string().nullable().prefault("127.0.0.1:9464") }).prefault({ metrics: "127.0.0.1:9464" }),
+  allowForcePush: z.boolean().prefault(false),
+});
+
+export type Manifest = z.output<typeof Manifest>;
+export type RoleBinding = z.output<typeof RoleBinding>;
+export type Role = z.output<typeof Role>;
+export type Process = z.output<typeof Process>;
+export type Health = z.output<typeof Health>;
+export type SetupStep = z.output<typeof SetupStep>;
+export type Volume = z.output<typeof Volume>;
+export type Config = z.output<typeof Config>;
+export type StaticIdentity = z.output<typeof StaticIdentity>;
+
+export const SCHEMAS = { manifest: Manifest, role: Role, config: Config } as const;
+export type FileKind = keyof typeof SCHEMAS;

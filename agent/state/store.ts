@@ -1,0 +1,79 @@
+// state.json: what the agent must remember across restarts. Every write is atomic; a missing or
+// unreadable file starts from empty (and an unreadable one is kept aside, never silently lost).
+import { existsSync, readFileSync, renameSync } from "node:fs";
+import { writeFileAtomic } from "../host/files.ts";
+
+/** A supervised process as recorded for adoption by the next agent. */
+export interface ProcessRecord {
+  name: string;            // process name, with "#<n>" for instances > 0
+  process: string;         // the role's process name
+  instance: number;
+  pid: number;
+  pgid: number;
+  startTime: number;       // field 22 of /proc/<pid>/stat (clock ticks since boot): guards against pid reuse
+  commit: string;
+  releaseDir: string;
+  startedAt: number;       // epoch ms
+  port?: number;
+  restarts: number;
+}
+
+export interface CachedIdentity {
+  instanceId: string;
+  region: string;
+  zone: string;
+  role: string | null;
+  environment: string | null;
+  at: number;
+}
+
+export interface AgentState {
+  version: 1;
+  lastGoodCommit: string | null;
+  /** Commits that failed here; not tried again until the manifest pins another commit. */
+  badCommits: string[];
+  /** A commit pinned with `agent rollback`, until the manifest pins a different one. */
+  localPin: { commit: string; manifestCommit: string; at: number } | null;
+  /** The last branch tip seen (force-push detection). */
+  lastTip: string | null;
+  processes: ProcessRecord[];
+  identity: CachedIdentity | null;
+  /** Instance tags last written, so a tick writes them only when they change. */
+  tags: Record<string, string>;
+  paused: boolean;
+}
+
+export const emptyState = (): AgentState => ({
+  version: 1, lastGoodCommit: null, badCommits: [], localPin: null, lastTip: null,
+  processes: [], identity: null, tags: {}, paused: false,
+});
+
+export class StateStore {
+  private state: AgentState;
+  constructor(private readonly path: string) {
+    this.state = this.load();
+  }
+
+  private load(): AgentState {
+    if (!existsSync(this.path)) return emptyState();
+    try {
+      return { ...emptyState(), ...JSON.parse(readFileSync(this.path, "utf8")) };
+    } catch {
+      renameSync(this.path, `${this.path}.corrupt-${Date.now()}`);
+      return emptyState();
+    }
+  }
+
+  get(): Readonly<AgentState> {
+    return this.state;
+  }
+
+  /** Change the state and write it atomically before returning. */
+  update(change: (s: AgentState) => void): AgentState {
+    const next = structuredClone(this.state);
+    change(next);
+    writeFileAtomic(this.path, JSON.stringify(next, null, 2) + "\n", 0o600);
+    this.state = next;
+    return next;
+  }
+}
