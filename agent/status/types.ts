@@ -1,0 +1,42 @@
+// The status that `agent status --json` prints and status.json holds (DESIGN.md "Status JSON").
+// Others read these fields: add, never rename.
+
+export type Phase = "converged" | "preparing" | "cutover" | "waiting" | "degraded" | "paused" | "failed";
+
+/** A resource's condition, Flux-style: ready or not, a PascalCase reason, a sentence. */
+export interface ResourceStatus {
+  ref: string;             // "volume/data", "address/eipalloc-…", "release/9fce…", "packages"
+  ready: boolean;
+  reason: string;          // "Mounted", "Attaching", "HeldByOtherInstance", …
+  message: string;
+}
+
+export interface ProcessStatus {
+  name: string;
+  state: "starting" | "running" | "stopping" | "stopped" | "backoff" | "exited" | "failed";
+  pid: number | null;
+  commit: string | null;
+  restarts: number;
+  healthy: boolean;
+  uptimeMs?: number;
+  lastExit?: { code: number | null; signal: string | null; at: string } | null;
+  reason?: string;         // "ProcessCrashLooping", …
+  message?: string;
+}
+
+export interface Status {
+  instance: { id: string | null; role: string | null; environment: string | null; region: string | null; zone: string | null };
+  phase: Phase;
+  desired: { commit: string | null; tip: string | null; subject?: string | null };
+  current: { commit: string | null; since: string | null; subject?: string | null };
+  lastTick: { at: string; ok: boolean; error: string | null; reason?: string | null; durationMs: number };
+  nextPollAt?: string | null;
+  resources: ResourceStatus[];
+  processes: ProcessStatus[];
+  badCommits: string[];
+  /** Things the agent accepts but does not act on yet, or cannot do here (not root, …): plain sentences. */
+  notices: string[];
+  /** When this status was written (epoch ms), so readers can say how stale it is. */
+  writtenAt: number;
+  agent: { version: string; pid: number; mode: "run" | "once" };
+}
