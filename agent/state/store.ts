@@ -41,11 +41,13 @@ export interface AgentState {
   /** Instance tags last written, so a tick writes them only when they change. */
   tags: Record<string, string>;
   paused: boolean;
+  /** A cutover under way: `current` may already point at `commit`; confirmed or rolled back on the next tick. */
+  deploying: { commit: string; from: string | null; startedAt: number } | null;
 }
 
 export const emptyState = (): AgentState => ({
   version: 1, lastGoodCommit: null, badCommits: [], localPin: null, lastTip: null,
-  processes: [], identity: null, tags: {}, paused: false,
+  processes: [], identity: null, tags: {}, paused: false, deploying: null,
 });
 
 export class StateStore {

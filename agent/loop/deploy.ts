@@ -1,0 +1,99 @@
+// A cutover and its way back: hooks, the atomic switch of `current`, the health-gated restart in
+// place, and the rollback when any of it fails. Every step is recorded in state.json first, so an
+// agent killed at any point finishes or undoes the cutover on its next tick (see planRelease).
+import { AgentError, errorMessage } from "../core/errors.ts";
+import type { Role } from "../manifest/schema.ts";
+import type { Ports } from "./ports.ts";
+
+export interface Side {
+  commit: string;
+  role: Role;
+  env: Record<string, string>;
+}
+
+export type DeployOutcome =
+  | { ok: true; commit: string }
+  | { ok: false; commit: string; reason: string; message: string; rolledBackTo: string | null };
+
+/** Prepare is done; switch to `to`, restart in place, confirm health, or go back to `from`. */
+export async function cutover(p: Ports, to: Side, from: Side | null, signal: AbortSignal): Promise<DeployOutcome> {
+  const log = p.log.child("deploy");
+  p.store.update((s) => { s.deploying = { commit: to.commit, from: from?.commit ?? null, startedAt: p.clock.now() }; });
+  log.info("cutover started", { commit: to.commit, from: from?.commit ?? null });
+
+  for (const hook of to.role.hooks.before_cutover) {
+    try {
+      await p.releases.runHook(to.commit, to.role, hook, "before_cutover", signal);
+    } catch (e) {
+      // Nothing has been switched yet: the old release never stopped serving.
+      return markBad(p, to.commit, null, "HookFailed", `before_cutover hook \`${hook}\` failed: ${errorMessage(e)}`, false);
+    }
+  }
+
+  p.releases.switchCurrent(to.commit);
+  p.releases.mark(to.commit, "active");
+  const moved = await p.processes.replace(to.commit, to.role, to.env);
+  if (!moved.ok) return rollback(p, to.commit, from, moved.reason, moved.message);
+
+  for (const hook of to.role.hooks.after_cutover) {
+    try {
+      await p.releases.runHook(to.commit, to.role, hook, "after_cutover", signal);
+    } catch (e) {
+      return rollback(p, to.commit, from, "HookFailed", `after_cutover hook \`${hook}\` failed: ${errorMessage(e)}`);
+    }
+  }
+  return confirmGood(p, to.commit);
+}
+
+/** Finish a cutover that an earlier agent started: wait for health until the deadline, then keep or undo it. */
+export async function confirm(p: Ports, to: Side, from: Side | null, startedAt: number, deadlineMs: number, signal: AbortSignal): Promise<DeployOutcome> {
+  await p.processes.ensure(to.commit, to.role, to.env);
+  while (!p.processes.healthy(to.commit)) {
+    if (p.clock.now() - startedAt > deadlineMs || signal.aborted) {
+      return rollback(p, to.commit, from, "HealthCheckFailed",
+        `the processes of ${to.commit.slice(0, 12)} did not become healthy within ${Math.round(deadlineMs / 1000)}s of the cutover`);
+    }
+    await p.clock.sleep(250, signal);
+  }
+  return confirmGood(p, to.commit);
+}
+
+function confirmGood(p: Ports, commit: string): DeployOutcome {
+  p.releases.mark(commit, "good");
+  p.store.update((s) => { s.lastGoodCommit = commit; s.deploying = null; });
+  p.log.child("deploy").info("release is good", { commit });
+  p.releases.prune(p.processes.status().map((x) => x.commit).filter((c): c is string => !!c).concat(commit));
+  return { ok: true, commit };
+}
+
+/** Switch back to `from` and run it; mark `bad` so it is not tried again until the manifest moves. */
+export async function rollback(p: Ports, bad: string, from: Side | null, reason: string, message: string): Promise<DeployOutcome> {
+  const log = p.log.child("deploy");
+  log.warn("rolling back", { commit: bad, to: from?.commit ?? null, reason, message });
+  if (from) {
+    p.releases.switchCurrent(from.commit);
+    try {
+      await p.processes.ensure(from.commit, from.role, from.env);
+    } catch (e) {
+      log.error("rollback could not restart the previous release", { commit: from.commit, error: errorMessage(e) });
+    }
+  } else {
+    // Nothing ran before: stop the bad release's processes rather than keep a failing one.
+    await p.processes.stopAll();
+  }
+  return markBad(p, bad, from?.commit ?? null, reason, message, true);
+}
+
+function markBad(p: Ports, commit: string, to: string | null, reason: string, message: string, rolledBack: boolean): DeployOutcome {
+  p.releases.mark(commit, "failed", reason, message);
+  p.store.update((s) => {
+    if (!s.badCommits.includes(commit)) s.badCommits = [...s.badCommits, commit].slice(-20);
+    s.deploying = null;
+  });
+  return { ok: false, commit, reason, message, rolledBackTo: rolledBack ? to : null };
+}
+
+export function deployError(o: Extract<DeployOutcome, { ok: false }>): AgentError {
+  const where = o.rolledBackTo ? `; rolled back to ${o.rolledBackTo.slice(0, 12)}` : "";
+  return AgentError.terminal(o.reason, `${o.message}${where}`);
+}

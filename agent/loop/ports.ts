@@ -1,0 +1,96 @@
+// What the reconcile loop needs from the world, as small interfaces. cli/run.ts and cli/once.ts
+// build the real ones (loop/wire.ts); tests can hand in stand-ins at this level.
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import type { Parsed } from "../manifest/parse.ts";
+import type { Config, Manifest, Role } from "../manifest/schema.ts";
+import type { ReleaseState } from "../plan/release.ts";
+import type { ActionBase } from "../plan/types.ts";
+import type { Layout } from "../state/layout.ts";
+import type { CachedIdentity, StateStore } from "../state/store.ts";
+import type { ProcessStatus, ResourceStatus } from "../status/types.ts";
+
+export interface Identity {
+  instanceId: string;
+  region: string;
+  zone: string;
+  role: string | null;
+  environment: string | null;
+}
+
+export interface IdentityPort {
+  /** Who this node is; may answer from the cache in state.json (then `warning` says so). */
+  resolve(cached: CachedIdentity | null): Promise<{ identity: Identity; warning?: string }>;
+}
+
+export interface SourcePort {
+  /** One small request: the branch tip. Throws AgentError (SourceUnreachable, ForcePushRefused, …). */
+  poll(lastTip: string | null): Promise<{ tip: string; moved: boolean }>;
+  readManifest(tip: string, environment: string): Promise<Parsed<Manifest> & { file: string }>;
+  /** Make sure the commit is in the store (fetch if needed); throws CommitNotFound. */
+  ensureCommit(commit: string): Promise<{ subject: string }>;
+  readRole(commit: string, role: string): Promise<Role>;
+}
+
+export interface ReleaseInfo {
+  state: ReleaseState;
+  failedAt?: number | null;
+  reason?: string | null;
+  message?: string | null;
+  /** ISO time it became active/good (status `current.since`). */
+  since?: string | null;
+}
+
+export interface ReleasesPort {
+  info(commit: string): ReleaseInfo;
+  /** The commit `current` points at, or null. */
+  current(): string | null;
+  /** Check out and set up the release beside the running one; throws AgentError on failure (the release is marked failed). */
+  prepare(commit: string, role: Role, env: Record<string, string>, signal: AbortSignal): Promise<void>;
+  switchCurrent(commit: string): void;
+  mark(commit: string, state: "active" | "good" | "failed", reason?: string, message?: string): void;
+  /** Run a hook command in the release dir; throws AgentError("HookFailed") on a non-zero exit. */
+  runHook(commit: string, role: Role, command: string, phase: "before_cutover" | "after_cutover", signal: AbortSignal): Promise<void>;
+  prune(inUse: string[]): void;
+}
+
+export interface ProcessesPort {
+  /** Level-based: run exactly these processes of `commit` (start missing, keep matching, stop others). */
+  ensure(commit: string, role: Role, env: Record<string, string>): Promise<void>;
+  /** Restart in place onto `commit`, health-gated. ok:false leaves the old processes running where it could. */
+  replace(commit: string, role: Role, env: Record<string, string>): Promise<{ ok: true } | { ok: false; reason: string; message: string }>;
+  /** Stop every supervised process (gracefully). */
+  stopAll(): Promise<void>;
+  status(): ProcessStatus[];
+  /** All processes of this commit running and healthy. */
+  healthy(commit: string): boolean;
+}
+
+/** A node-level resource (volume, address): observe + plan in one call, then apply. */
+export interface ResourcePort {
+  ref: string;
+  plan(): Promise<{ actions: ActionBase[]; condition: ResourceStatus }>;
+  apply(action: ActionBase): Promise<void>;
+}
+
+export interface CloudPort {
+  /** Volumes of the role (processes start only after they are ready). */
+  volumes(role: Role, manifest: Manifest, identity: Identity): ResourcePort[];
+  /** The role's Elastic IP (associated only once processes are healthy). */
+  address(role: Role, manifest: Manifest, identity: Identity): ResourcePort | null;
+  /** Write agent:* tags when they changed; returns what was written. */
+  syncTags(identity: Identity, want: Record<string, string>, last: Record<string, string>): Promise<Record<string, string>>;
+}
+
+export interface Ports {
+  config: Config;
+  layout: Layout;
+  store: StateStore;
+  clock: Clock;
+  log: Logger;
+  identity: IdentityPort;
+  source: SourcePort;
+  releases: ReleasesPort;
+  processes: ProcessesPort;
+  cloud: CloudPort | null;
+}

@@ -1,0 +1,235 @@
+// One reconcile tick: identity -> source -> desired -> observe -> plan -> apply -> status.
+// Level-based: every tick compares what should run with what runs and repairs drift; the status
+// is written on every exit path (finally), atomically.
+import { AgentError, toAgentError } from "../core/errors.ts";
+import { writeFileAtomic } from "../host/files.ts";
+import { formatProblem } from "../manifest/parse.ts";
+import type { Manifest, Role } from "../manifest/schema.ts";
+import { desiredCommit, planRelease, type ReleaseAction } from "../plan/release.ts";
+import type { ActionBase } from "../plan/types.ts";
+import type { Phase, ResourceStatus, Status } from "../status/types.ts";
+import { VERSION } from "../core/version.ts";
+import { confirm, cutover, deployError, rollback, type Side } from "./deploy.ts";
+import type { Identity, Ports } from "./ports.ts";
+
+/** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
+export interface Memory {
+  manifest: { value: Manifest; tip: string; file: string } | null;   // the last good desired state
+  roles: Map<string, Role>;
+  subjects: Map<string, string>;
+}
+export const newMemory = (): Memory => ({ manifest: null, roles: new Map(), subjects: new Map() });
+
+export interface TickOptions {
+  mode: "run" | "once";
+  dryRun?: boolean;             // `agent plan`: observe and plan, change nothing
+  signal?: AbortSignal;         // a newer commit cancels a stale preparation
+  onStatus?: (s: Status) => void;
+}
+
+export interface TickResult {
+  status: Status;
+  converged: boolean;
+  actions: ActionBase[];
+  error: AgentError | null;
+}
+
+export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<TickResult> {
+  const started = p.clock.now();
+  const signal = opts.signal ?? new AbortController().signal;
+  const st = p.store.get();
+  const status: Status = {
+    instance: { id: null, role: null, environment: null, region: null, zone: null },
+    phase: "converged",
+    desired: { commit: null, tip: st.lastTip, subject: null },
+    current: { commit: p.releases.current(), since: null, subject: null },
+    lastTick: { at: new Date(started).toISOString(), ok: true, error: null, reason: null, durationMs: 0 },
+    resources: [], processes: [], badCommits: [...st.badCommits], notices: [],
+    writtenAt: started, agent: { version: VERSION, pid: process.pid, mode: opts.mode },
+  };
+  const planned: ActionBase[] = [];
+  let error: AgentError | null = null;
+  const report = (phase: Phase) => { status.phase = phase; if (!opts.dryRun) writeStatus(p, status); opts.onStatus?.(status); };
+
+  try {
+    // 1. identity
+    const { identity, warning } = await p.identity.resolve(st.identity);
+    Object.assign(status.instance, { id: identity.instanceId, role: identity.role, environment: identity.environment, region: identity.region, zone: identity.zone });
+    if (warning) status.notices.push(warning);
+    if (!opts.dryRun) cacheIdentity(p, identity);
+    if (!identity.role) throw AgentError.terminal("NoRoleTag", `this instance has no role: tag it ${p.config.tags.role}=<role>; the agent does nothing else until then`);
+    if (!identity.environment) throw AgentError.terminal("NoEnvironmentTag", `this instance has no environment: tag it ${p.config.tags.environment}=<environment>`);
+    const roleName = identity.role, env = identity.environment;
+
+    // 2. source: the tip, and the manifest there (the last good one is kept when the new one is bad)
+    let sourceError: AgentError | null = null;
+    try {
+      const { tip } = await p.source.poll(st.lastTip);
+      status.desired.tip = tip;
+      if (!mem.manifest || mem.manifest.tip !== tip) {
+        const parsed = await p.source.readManifest(tip, env);
+        if (parsed.ok) mem.manifest = { value: parsed.value, tip, file: parsed.file };
+        else {
+          sourceError = AgentError.terminal("ManifestInvalid",
+            `${parsed.file} at ${tip.slice(0, 12)} is invalid; keeping the last good manifest:\n${parsed.problems.map(formatProblem).join("\n")}`);
+        }
+      }
+      if (!opts.dryRun && tip !== st.lastTip) p.store.update((s) => { s.lastTip = tip; });
+    } catch (e) {
+      sourceError = toAgentError(e, "SourceUnreachable");
+    }
+    if (!mem.manifest) throw sourceError ?? AgentError.terminal("ManifestMissing", `no manifest for environment ${env}`);
+    if (sourceError) { error = sourceError; status.notices.push(`${sourceError.reason}: ${sourceError.message}`); }
+    const manifest = mem.manifest.value;
+    const binding = manifest.roles[roleName] ?? {};
+    const bindingEnv = binding.env ?? {};
+    if (manifest.rollout) status.notices.push("rollout waves are accepted but not acted on yet: this node deploys as soon as the manifest changes");
+
+    // 3. desired: the pinned commit (or a local pin from `agent rollback`)
+    const manifestCommit = binding.commit ?? manifest.commit;
+    if (st.localPin && st.localPin.manifestCommit !== manifestCommit && !opts.dryRun) p.store.update((s) => { s.localPin = null; });
+    const want = desiredCommit(manifestCommit, p.store.get().localPin);
+    status.desired.commit = want.commit;
+    if (want.pinned) status.notices.push(`pinned locally to ${want.commit.slice(0, 12)} by \`agent rollback\` until the manifest pins another commit`);
+    status.desired.subject = await subjectOf(p, mem, want.commit);
+    const role = await roleAt(p, mem, want.commit, roleName);
+    for (const proc of Object.values(role.processes)) {
+      if (proc.http) { status.notices.push("http: fronting is accepted but not acted on yet: processes with a fixed port restart stop-then-start"); break; }
+    }
+
+    // 4. observe + plan
+    const current = p.releases.current();
+    status.current.commit = current;
+    if (current) status.current.subject = mem.subjects.get(current) ?? await subjectOf(p, mem, current).catch(() => null);
+    const info = p.releases.info(want.commit);
+    const relPlan = planRelease(want.commit, {
+      current, lastGood: p.store.get().lastGoodCommit, badCommits: p.store.get().badCommits,
+      desiredRelease: info, deploying: p.store.get().deploying, paused: p.store.get().paused,
+    }, p.clock.now());
+    planned.push(...relPlan.actions);
+
+    // volumes come first: processes start only on mounted volumes
+    const volumeConditions: ResourceStatus[] = [];
+    for (const vol of p.cloud?.volumes(role, manifest, identity) ?? []) {
+      volumeConditions.push(await converge(vol, opts.dryRun || p.store.get().paused, planned));
+    }
+    status.resources.push(...volumeConditions);
+    const volumesReady = volumeConditions.every((c) => c.ready);
+    if (relPlan.blocked) {
+      status.notices.push(relPlan.blocked.message);
+      if (relPlan.blocked.reason !== "Paused") error ??= AgentError.terminal(relPlan.blocked.reason, relPlan.blocked.message);
+    }
+    if (opts.dryRun) return finish();
+    if (p.store.get().paused) { report("paused"); return finish(); }
+
+    // 5. apply: the release pipeline
+    if (!volumesReady && relPlan.actions.some((a) => a.kind !== "release.prepare")) {
+      report("waiting");
+      return finish();
+    }
+    const sideOf = async (commit: string | null): Promise<Side | null> =>
+      commit ? { commit, role: await roleAt(p, mem, commit, roleName), env: bindingEnv } : null;
+    for (const action of relPlan.actions as ReleaseAction[]) {
+      if (action.kind === "release.prepare") {
+        report("preparing");
+        await p.releases.prepare(action.commit, role, bindingEnv, signal);
+      } else if (action.kind === "release.cutover") {
+        report("cutover");
+        const out = await cutover(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(action.from), signal);
+        if (!out.ok) throw deployError(out);
+      } else if (action.kind === "release.confirm") {
+        report("waiting");
+        const out = await confirm(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(action.from), action.startedAt, healthDeadline(role), signal);
+        if (!out.ok) throw deployError(out);
+      } else if (action.kind === "release.rollback") {
+        report("cutover");
+        const out = await rollback(p, action.commit, await sideOf(action.to), action.why, "the commit is marked bad on this node");
+        if (!out.ok) throw deployError(out);
+      }
+    }
+
+    // 6. drift: the current release's processes run and are healthy
+    const now = p.releases.current();
+    if (now && volumesReady && !p.store.get().deploying) {
+      const side = (await sideOf(now))!;
+      await p.processes.ensure(side.commit, side.role, side.env);
+    }
+    // 7. the address, only once the processes can serve
+    const addr = p.cloud?.address(role, manifest, identity) ?? null;
+    if (addr) {
+      if (now && p.processes.healthy(now)) status.resources.push(await converge(addr, false, planned));
+      else status.resources.push({ ref: addr.ref, ready: false, reason: "WaitingForHealthyProcesses", message: "associated once the role's processes are healthy" });
+    }
+    return finish();
+  } catch (e) {
+    error = toAgentError(e);
+    return finish();      // status.json is written on every exit path, by finish()
+  }
+
+  function finish(): TickResult {
+    status.processes = p.processes.status();
+    status.current.commit = p.releases.current();
+    status.badCommits = [...p.store.get().badCommits];
+    status.current.since = status.current.commit ? p.releases.info(status.current.commit).since ?? null : null;
+    const unhealthy = status.processes.some((x) => !x.healthy);
+    const notReady = status.resources.some((r) => !r.ready);
+    const converged = !error && !notReady && !unhealthy && status.current.commit === status.desired.commit && !p.store.get().deploying;
+    if (p.store.get().paused) status.phase = "paused";
+    else if (converged) status.phase = "converged";
+    else if (error && error.retry.kind === "terminal" && !status.current.commit) status.phase = "failed";
+    else if (status.phase === "preparing" || status.phase === "cutover") status.phase = error ? "degraded" : "waiting";
+    else status.phase = error || unhealthy || notReady ? "degraded" : "waiting";
+    status.lastTick = { at: new Date(started).toISOString(), ok: !error, error: error ? error.message : null, reason: error?.reason ?? null, durationMs: p.clock.now() - started };
+    status.writtenAt = p.clock.now();
+    if (!opts.dryRun) writeStatus(p, status);
+    opts.onStatus?.(status);
+    return { status, converged, actions: planned, error };
+  }
+}
+
+async function converge(r: { ref: string; plan(): Promise<{ actions: ActionBase[]; condition: ResourceStatus }>; apply(a: ActionBase): Promise<void> }, dryRun: boolean, planned: ActionBase[]): Promise<ResourceStatus> {
+  try {
+    const first = await r.plan();
+    planned.push(...first.actions);
+    if (dryRun || first.actions.length === 0) return first.condition;
+    for (const a of first.actions) await r.apply(a);
+    return (await r.plan()).condition;
+  } catch (e) {
+    const err = toAgentError(e);
+    return { ref: r.ref, ready: false, reason: err.reason, message: err.message };
+  }
+}
+
+async function roleAt(p: Ports, mem: Memory, commit: string, role: string): Promise<Role> {
+  const key = `${commit}:${role}`;
+  const hit = mem.roles.get(key);
+  if (hit) return hit;
+  await subjectOf(p, mem, commit);
+  const r = await p.source.readRole(commit, role);
+  mem.roles.set(key, r);
+  return r;
+}
+
+async function subjectOf(p: Ports, mem: Memory, commit: string): Promise<string> {
+  const hit = mem.subjects.get(commit);
+  if (hit !== undefined) return hit;
+  const { subject } = await p.source.ensureCommit(commit);
+  mem.subjects.set(commit, subject);
+  return subject;
+}
+
+/** The longest health deadline of the role's processes: how long a cutover may wait. */
+export function healthDeadline(role: Role): number {
+  return Math.max(10_000, ...Object.values(role.processes).map((x) => x.health?.deadline ?? x.minUptime + 10_000));
+}
+
+function cacheIdentity(p: Ports, id: Identity) {
+  const c = p.store.get().identity;
+  if (c && c.instanceId === id.instanceId && c.role === id.role && c.environment === id.environment && c.zone === id.zone) return;
+  p.store.update((s) => { s.identity = { ...id, at: p.clock.now() }; });
+}
+
+function writeStatus(p: Ports, s: Status) {
+  s.writtenAt = p.clock.now();
+  writeFileAtomic(p.layout.statusFile, JSON.stringify(s, null, 2) + "\n");
+}
