@@ -1,0 +1,167 @@
+// The few EC2 calls the agent makes, behind a small interface, on the real SDK client.
+// Every answer is checked for the fields we use (an empty 200 parses to {}); every failure
+// becomes an AgentError whose reason says what it was and what to do.
+import {
+  EC2Client, AssociateAddressCommand, AttachVolumeCommand, CreateTagsCommand, DescribeAddressesCommand,
+  DescribeTagsCommand, DescribeVolumesCommand, type Filter,
+} from "@aws-sdk/client-ec2";
+import { AgentError, errorMessage } from "../core/errors.ts";
+
+export interface VolumeAttachmentInfo { instanceId: string; device: string | null; state: string }
+export interface VolumeInfo {
+  volumeId: string;
+  zone: string;
+  state: string;                       // creating | available | in-use | deleting | …
+  tags: Record<string, string>;
+  attachments: VolumeAttachmentInfo[];
+}
+export interface AddressInfo { allocationId: string; publicIp: string; instanceId: string | null; associationId: string | null }
+
+export interface Ec2 {
+  /** The instance's tags (DescribeTags filtered by resource-id). */
+  describeInstanceTags(instanceId: string): Promise<Record<string, string>>;
+  /** Set tags on one resource (CreateTags overwrites values of existing keys). */
+  createTags(resourceId: string, tags: Record<string, string>): Promise<void>;
+  describeAddresses(allocationIds: string[]): Promise<AddressInfo[]>;
+  /** AllowReassociation is always false: never take an address from another instance. */
+  associateAddress(allocationId: string, instanceId: string): Promise<{ associationId: string }>;
+  describeVolumes(query: { ids: string[] } | { tags: Record<string, string> }): Promise<VolumeInfo[]>;
+  attachVolume(volumeId: string, instanceId: string, device: string): Promise<{ state: string }>;
+}
+
+export interface Ec2Options {
+  region: string;
+  /** An endpoint override (the local stand-ins); null or absent for the real service. */
+  endpoint?: string | null;
+  /** Absent: the SDK's default chain (environment, profile, then the instance role through IMDS). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Total tries per call, including the first (default 4). Throttling and 5xx are retried with backoff. */
+  maxAttempts?: number;
+}
+
+const THROTTLE = new Set(["RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled", "TooManyRequestsException"]);
+const CLIENT: Record<string, { reason: string; terminal: boolean; hint: string }> = {
+  "VolumeInUse": { reason: "VolumeHeldByOtherInstance", terminal: false, hint: "the volume is attached to another instance; detach it there first" },
+  "InvalidVolume.NotFound": { reason: "VolumeNotFound", terminal: true, hint: "check the volume id in the manifest and the region" },
+  "InvalidVolume.ZoneMismatch": { reason: "VolumeWrongZone", terminal: true, hint: "an EBS volume attaches only in its own availability zone" },
+  "IncorrectState": { reason: "VolumeNotAvailable", terminal: false, hint: "the volume is not available yet; it is retried on the next tick" },
+  "Resource.AlreadyAssociated": { reason: "AddressAlreadyAssociated", terminal: false, hint: "another instance holds this address" },
+  "InvalidAllocationID.NotFound": { reason: "AddressNotFound", terminal: true, hint: "check the allocation ids in the manifest and the region" },
+  "UnauthorizedOperation": { reason: "Ec2Unauthorized", terminal: true, hint: "grant the instance role the policy in docs/aws.md" },
+  "AuthFailure": { reason: "Ec2Unauthorized", terminal: true, hint: "check the instance role's credentials" },
+};
+
+/** Map an SDK failure (after its retries) to an AgentError. Exported for tests. */
+export function mapEc2Error(action: string, e: unknown): AgentError {
+  if (e instanceof AgentError) return e;
+  const err = e as { name?: string; $fault?: string; $metadata?: { httpStatusCode?: number } };
+  const code = err.name ?? "Unknown";
+  const status = err.$metadata?.httpStatusCode;
+  const detail = `${code}: ${errorMessage(e)}`;
+  if (THROTTLE.has(code) || status === 429) {
+    return new AgentError("Ec2Throttled", `EC2 ${action} was throttled after retries (${detail}); retrying on the next tick`, { kind: "transient" }, { cause: e });
+  }
+  const known = CLIENT[code];
+  if (known) {
+    const retry = known.terminal ? { kind: "terminal" as const } : { kind: "transient" as const };
+    return new AgentError(known.reason, `EC2 ${action}: ${errorMessage(e)} (${code}); ${known.hint}`, retry, { cause: e });
+  }
+  if (err.$fault === "client" && status !== undefined && status < 500) {
+    return new AgentError("Ec2RequestRejected", `EC2 ${action} was rejected (${detail}); check the manifest's ids and the IAM policy`, { kind: "transient" }, { cause: e });
+  }
+  return new AgentError("Ec2Unavailable", `EC2 ${action} failed after retries (${detail}); retrying on the next tick`, { kind: "transient" }, { cause: e });
+}
+
+function need<T>(action: string, value: T | undefined | null, field: string): T {
+  if (value === undefined || value === null || value === "") {
+    throw new AgentError("Ec2BadAnswer", `EC2 ${action} answered without ${field}; retrying on the next tick`);
+  }
+  return value;
+}
+
+const tagMap = (tags: { Key?: string; Value?: string }[] | undefined) =>
+  Object.fromEntries((tags ?? []).filter((t) => t.Key).map((t) => [t.Key!, t.Value ?? ""]));
+
+/** An Ec2 on the SDK's EC2Client with the standard retry strategy (maxAttempts, default 4). */
+export function createEc2(opts: Ec2Options): Ec2 {
+  const client = new EC2Client({
+    region: opts.region,
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    maxAttempts: opts.maxAttempts ?? 4,
+    retryMode: "standard",
+  });
+  const send = async <T>(action: string, run: () => Promise<T>): Promise<T> => {
+    try { return await run(); } catch (e) { throw mapEc2Error(action, e); }
+  };
+  return {
+    async describeInstanceTags(instanceId) {
+      const out: Record<string, string> = {};
+      let token: string | undefined;
+      for (let page = 0; page < 20; page++) {
+        const r = await send("DescribeTags", () => client.send(new DescribeTagsCommand({
+          Filters: [{ Name: "resource-id", Values: [instanceId] }], NextToken: token,
+        })));
+        need("DescribeTags", r.Tags, "Tags");
+        for (const t of r.Tags!) if (t.Key && (t.ResourceId ?? instanceId) === instanceId) out[t.Key] = t.Value ?? "";
+        token = r.NextToken;
+        if (!token) break;
+      }
+      return out;
+    },
+    async createTags(resourceId, tags) {
+      await send("CreateTags", () => client.send(new CreateTagsCommand({
+        Resources: [resourceId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+      })));
+    },
+    async describeAddresses(allocationIds) {
+      if (allocationIds.length === 0) return [];
+      const r = await send("DescribeAddresses", () => client.send(new DescribeAddressesCommand({ AllocationIds: allocationIds })));
+      return need("DescribeAddresses", r.Addresses, "Addresses").map((a) => ({
+        allocationId: need("DescribeAddresses", a.AllocationId, "AllocationId"),
+        publicIp: need("DescribeAddresses", a.PublicIp, "PublicIp"),
+        instanceId: a.InstanceId || null,
+        associationId: a.AssociationId || null,
+      }));
+    },
+    async associateAddress(allocationId, instanceId) {
+      const r = await send("AssociateAddress", () => client.send(new AssociateAddressCommand({
+        AllocationId: allocationId, InstanceId: instanceId, AllowReassociation: false,
+      })));
+      return { associationId: need("AssociateAddress", r.AssociationId, "AssociationId") };
+    },
+    async describeVolumes(query) {
+      const filters: Filter[] | undefined = "tags" in query
+        ? Object.entries(query.tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }))
+        : undefined;
+      const ids = "ids" in query ? query.ids : undefined;
+      const out: VolumeInfo[] = [];
+      let token: string | undefined;
+      for (let page = 0; page < 20; page++) {
+        const r = await send("DescribeVolumes", () => client.send(new DescribeVolumesCommand({
+          VolumeIds: ids, Filters: filters, NextToken: ids ? undefined : token,
+        })));
+        for (const v of need("DescribeVolumes", r.Volumes, "Volumes")) {
+          out.push({
+            volumeId: need("DescribeVolumes", v.VolumeId, "VolumeId"),
+            zone: need("DescribeVolumes", v.AvailabilityZone, "AvailabilityZone"),
+            state: need("DescribeVolumes", v.State, "State"),
+            tags: tagMap(v.Tags),
+            attachments: (v.Attachments ?? []).map((a) => ({
+              instanceId: need("DescribeVolumes", a.InstanceId, "Attachments.InstanceId"),
+              device: a.Device ?? null,
+              state: need("DescribeVolumes", a.State, "Attachments.State"),
+            })),
+          });
+        }
+        token = r.NextToken;
+        if (!token || ids) break;
+      }
+      return out;
+    },
+    async attachVolume(volumeId, instanceId, device) {
+      const r = await send("AttachVolume", () => client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })));
+      return { state: need("AttachVolume", r.State, "State") };
+    },
+  };
+}
