@@ -7,7 +7,7 @@ const base: ReleaseObserved = {
   current: A, lastGood: A, badCommits: [], desiredRelease: { state: "good" }, deploying: null, paused: false,
 };
 const kinds = (o: Partial<ReleaseObserved>, desired = A, now = 1_000_000) =>
-  planRelease(desired, { ...base, ...o }, now).actions.map((a) => a.kind);
+  planRelease(desired, { ...base, ...o }, now).actions.map((a): string => a.kind);
 
 describe("planRelease", () => {
   test("converged: the desired commit runs and is good => no actions", () => {
