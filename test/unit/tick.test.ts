@@ -1,0 +1,205 @@
+// The reconcile tick against in-memory ports: the decisions of a deploy (prepare, cutover,
+// health-gated rollback, bad commits, drift repair, interrupted cutovers) without a process.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ManualClock } from "../../agent/core/clock.ts";
+import { AgentError } from "../../agent/core/errors.ts";
+import { memoryLogger } from "../../agent/core/log.ts";
+import { Config, Manifest, Role } from "../../agent/manifest/schema.ts";
+import type { Ports, ReleaseInfo } from "../../agent/loop/ports.ts";
+import { newMemory, tick } from "../../agent/loop/tick.ts";
+import { layout } from "../../agent/state/layout.ts";
+import { StateStore } from "../../agent/state/store.ts";
+import type { ProcessStatus } from "../../agent/status/types.ts";
+
+const A = "a".repeat(40), B = "b".repeat(40), C = "c".repeat(40);
+
+class World {
+  tip = "1".repeat(40);
+  manifestCommit = A;
+  manifestOk = true;
+  sourceDown = false;
+  roles: Record<string, unknown> = { [A]: { processes: { web: { run: "app" } } }, [B]: { processes: { web: { run: "app" } } }, [C]: { processes: { web: { run: "app" } }, hooks: { before_cutover: ["fail"] } } };
+  releases = new Map<string, ReleaseInfo>();
+  current: string | null = null;
+  running = new Map<string, { commit: string; healthy: boolean }>();
+  unhealthyCommits = new Set<string>();
+  prepared: string[] = [];
+  hooks: string[] = [];
+}
+
+function ports(w: World, dir: string, clock = new ManualClock(1_000_000)): Ports {
+  const L = layout(dir);
+  return {
+    config: Config.parse({ repo: "http://127.0.0.1:1/ops.git", stateDir: dir, identity: { role: "web", environment: "staging", instanceId: "dev-1" } }),
+    layout: L, store: new StateStore(L.stateFile), clock, log: memoryLogger(),
+    identity: { resolve: async () => ({ identity: { instanceId: "dev-1", region: "local", zone: "local-1a", role: "web", environment: "staging" } }) },
+    source: {
+      poll: async () => { if (w.sourceDown) throw new AgentError("SourceUnreachable", "git server down"); return { tip: w.tip, moved: true }; },
+      readManifest: async (tip) => w.manifestOk
+        ? { ok: true, value: Manifest.parse({ commit: w.manifestCommit }), file: "manifests/staging.yaml" }
+        : { ok: false, problems: [{ file: "manifests/staging.yaml", line: 1, column: 9, path: "commit", message: "must be a full 40-character hex commit id" }], file: "manifests/staging.yaml" },
+      ensureCommit: async (c) => { if (!w.roles[c]) throw AgentError.terminal("CommitNotFound", `no commit ${c}`); return { subject: `subject of ${c.slice(0, 4)}` }; },
+      readRole: async (c) => Role.parse(w.roles[c]),
+    },
+    releases: {
+      info: (c) => w.releases.get(c) ?? { state: "missing" },
+      current: () => w.current,
+      prepare: async (c) => { w.prepared.push(c); w.releases.set(c, { state: "ready" }); },
+      switchCurrent: (c) => { w.current = c; },
+      mark: (c, state, reason) => { w.releases.set(c, { ...w.releases.get(c), state, reason, failedAt: state === "failed" ? clock.now() : null }); },
+      runHook: async (c, _r, cmd) => { w.hooks.push(`${c.slice(0, 1)}:${cmd}`); if (cmd === "fail") throw new Error("exit 1"); },
+      prune: () => {},
+    },
+    processes: {
+      ensure: async (commit, role) => { for (const name of Object.keys(role.processes)) w.running.set(name, { commit, healthy: !w.unhealthyCommits.has(commit) }); },
+      replace: async (commit, role) => {
+        if (w.unhealthyCommits.has(commit)) return { ok: false, reason: "HealthCheckFailed", message: "web never became healthy" };
+        for (const name of Object.keys(role.processes)) w.running.set(name, { commit, healthy: true });
+        return { ok: true };
+      },
+      stopAll: async () => { w.running.clear(); },
+      status: () => [...w.running].map(([name, r]): ProcessStatus => ({ name, state: "running", pid: 1, commit: r.commit, restarts: 0, healthy: r.healthy })),
+      healthy: (c) => [...w.running.values()].every((r) => r.commit === c && r.healthy),
+    },
+    cloud: null,
+  };
+}
+
+let dir: string;
+beforeEach(() => { dir = mkdtempSync(join(tmpdir(), "tick-")); });
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("tick", () => {
+  test("an empty node prepares, cuts over and converges; the second tick does nothing", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    const first = await tick(p, mem, { mode: "once" });
+    expect(first.error).toBeNull();
+    expect(first.converged).toBe(true);
+    expect(w.current).toBe(A);
+    expect(w.releases.get(A)?.state).toBe("good");
+    expect(p.store.get().lastGoodCommit).toBe(A);
+    const second = await tick(p, mem, { mode: "once" });
+    expect(second.actions).toEqual([]);
+    expect(w.prepared).toEqual([A]);
+    const onDisk = JSON.parse(readFileSync(join(dir, "status.json"), "utf8"));
+    expect(onDisk).toMatchObject({ phase: "converged", desired: { commit: A }, current: { commit: A }, lastTick: { ok: true } });
+  });
+
+  test("a new pinned commit restarts in place onto it", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.manifestCommit = B; w.tip = "2".repeat(40);
+    const r = await tick(p, mem, { mode: "once" });
+    expect(r.converged).toBe(true);
+    expect(w.current).toBe(B);
+    expect(w.running.get("web")?.commit).toBe(B);
+  });
+
+  test("an unhealthy release is rolled back and marked bad, and not tried again", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.manifestCommit = B; w.tip = "2".repeat(40); w.unhealthyCommits.add(B);
+    const r = await tick(p, mem, { mode: "once" });
+    expect(r.error?.reason).toBe("HealthCheckFailed");
+    expect(w.current).toBe(A);
+    expect(w.running.get("web")?.commit).toBe(A);
+    expect(r.status.badCommits).toEqual([B]);
+    expect(r.status.phase).toBe("degraded");
+    const again = await tick(p, mem, { mode: "once" });
+    expect(again.error?.reason).toBe("CommitMarkedBad");
+    expect(w.prepared).toEqual([A, B]);
+    expect(w.current).toBe(A);
+  });
+
+  test("a failing before_cutover hook leaves the old release running, never switched", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.manifestCommit = C; w.tip = "3".repeat(40);
+    const r = await tick(p, mem, { mode: "once" });
+    expect(r.error?.reason).toBe("HookFailed");
+    expect(w.current).toBe(A);
+    expect(w.hooks).toEqual(["c:fail"]);
+    expect(p.store.get().badCommits).toEqual([C]);
+  });
+
+  test("an invalid manifest at the tip keeps the last good desired state", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.manifestOk = false; w.tip = "4".repeat(40);
+    const r = await tick(p, mem, { mode: "once" });
+    expect(r.error?.reason).toBe("ManifestInvalid");
+    expect(r.error?.message).toContain("manifests/staging.yaml:1:9: commit:");
+    expect(r.status.desired.commit).toBe(A);
+    expect(w.current).toBe(A);
+  });
+
+  test("a pinned commit that does not exist fails clearly and changes nothing", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.manifestCommit = "d".repeat(40); w.tip = "5".repeat(40);
+    const r = await tick(p, mem, { mode: "once" });
+    expect(r.error?.reason).toBe("CommitNotFound");
+    expect(w.current).toBe(A);
+    expect(r.status.phase).toBe("degraded");
+  });
+
+  test("the git server down: the node keeps running what it runs", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.sourceDown = true;
+    const r = await tick(p, mem, { mode: "once" });
+    expect(r.error?.reason).toBe("SourceUnreachable");
+    expect(w.current).toBe(A);
+    expect(r.status.current.commit).toBe(A);
+  });
+
+  test("drift: a process that vanished is started again", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.running.clear();
+    await tick(p, mem, { mode: "once" });
+    expect(w.running.get("web")?.commit).toBe(A);
+  });
+
+  test("a cutover interrupted during the health wait is confirmed by the next agent", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    // the previous agent switched to B and died before confirming
+    w.manifestCommit = B; w.tip = "6".repeat(40); w.current = B; w.releases.set(B, { state: "active" });
+    p.store.update((s) => { s.deploying = { commit: B, from: A, startedAt: p.clock.now() }; });
+    const r = await tick(p, newMemory(), { mode: "once" });
+    expect(r.converged).toBe(true);
+    expect(w.releases.get(B)?.state).toBe("good");
+    expect(p.store.get().deploying).toBeNull();
+  });
+
+  test("an interrupted cutover whose release stays unhealthy is rolled back after the deadline", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.manifestCommit = B; w.tip = "7".repeat(40); w.current = B; w.releases.set(B, { state: "active" }); w.unhealthyCommits.add(B);
+    p.store.update((s) => { s.deploying = { commit: B, from: A, startedAt: p.clock.now() }; });
+    const r = await tick(p, newMemory(), { mode: "once" });
+    expect(r.error?.reason).toBe("HealthCheckFailed");
+    expect(w.current).toBe(A);
+    expect(p.store.get().badCommits).toContain(B);
+  });
+
+  test("paused: nothing changes, status says paused", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    p.store.update((s) => { s.paused = true; });
+    const r = await tick(p, mem, { mode: "once" });
+    expect(w.current).toBeNull();
+    expect(r.status.phase).toBe("paused");
+  });
+
+  test("plan (dry run) lists the actions and changes nothing", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    const r = await tick(p, mem, { mode: "once", dryRun: true });
+    expect(r.actions.map((a) => a.kind)).toEqual(["release.prepare", "release.cutover"]);
+    expect(w.current).toBeNull();
+    expect(w.prepared).toEqual([]);
+  });
+});
