@@ -7,18 +7,18 @@ export const NAME_PATTERN = "^[a-z][a-z0-9-]{0,62}$";
 
 export const Name = z.string().regex(new RegExp(NAME_PATTERN), {
   message: "must be lowercase letters, digits and '-', starting with a letter, at most 63 characters",
-});
+}).meta({ examples: ["web"] });
 
 export const Commit = z.string().regex(/^[0-9a-f]{40}$/, {
   message: "must be a full 40-character hex commit id (git rev-parse HEAD)",
-});
+}).meta({ examples: ["9fceb02d0ae598e95dc970b74767f19372d61af8"] });
 
 /** "30s" in the file, milliseconds in the program. */
 export const Duration = z
   .string()
   .regex(new RegExp(DURATION_PATTERN), { message: "must be a duration like 500ms, 30s, 2m or 1h" })
   .transform((s) => parseDuration(s)!)
-  .meta({ description: "A duration: a whole number and a unit, ms, s, m or h (30s, 2m)." });
+  .meta({ description: "A duration: a whole number and a unit, ms, s, m or h (30s, 2m).", examples: ["30s"] });
 
 /** A relative path that stays inside the release directory. */
 export const RelPath = z
@@ -26,35 +26,39 @@ export const RelPath = z
   .min(1)
   .refine((p) => !p.startsWith("/"), { message: "must be relative to the release directory, not absolute" })
   .refine((p) => !p.split("/").includes(".."), { message: "must stay inside the release directory (no '..')" })
-  .meta({ description: "A path relative to the release directory; never absolute, never '..'." });
+  .meta({ description: "A path relative to the release directory; never absolute, never '..'.", examples: ["package.json"] });
 
-const AbsPath = z.string().regex(/^\/[^\0]*$/, { message: "must be an absolute path" });
+const AbsPath = z.string().regex(/^\/[^\0]*$/, { message: "must be an absolute path" }).meta({ examples: ["/data"] });
 
 const Percent = z
   .string()
   .regex(/^[0-9]{1,3}%$/, { message: "must be a percentage like 25% (or a whole number of nodes)" })
   .refine((s) => Number(s.slice(0, -1)) >= 1 && Number(s.slice(0, -1)) <= 100, {
     message: "must be between 1% and 100%",
-  });
+  })
+  .meta({ examples: ["25%"] });
 
 const Env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "must be an environment variable name" }),
   z.union([z.string(), z.number(), z.boolean()]).transform(String));
 
-const UnixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: "must be a Unix user name" });
+const UnixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: "must be a Unix user name (lowercase, at most 32 characters)" }).meta({ examples: ["app"] });
 const Signal = z.enum(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL"]);
 const Port = z.number().int().min(1).max(65535);
 
 // ---------- manifests/<environment>.yaml ----------
 
 const VolumeBinding = z.union([
-  z.strictObject({ id: z.string().regex(/^vol-[0-9a-f]{8,17}$/, { message: "must be an EBS volume id like vol-0123456789abcdef0" }) }),
-  z.strictObject({ tag: z.record(z.string(), z.string()).refine((t) => Object.keys(t).length > 0, { message: "needs at least one tag" }) }),
-]);
+  z.strictObject({ id: z.string().regex(/^vol-[0-9a-f]{8,17}$/, { message: "must be an EBS volume id like vol-0123456789abcdef0" })
+    .meta({ description: "The EBS volume's id.", examples: ["vol-0123456789abcdef0"] }) }),
+  z.strictObject({ tag: z.record(z.string(), z.string()).refine((t) => Object.keys(t).length > 0, { message: "needs at least one tag" })
+    .meta({ description: "Tags that select exactly one EBS volume in the node's availability zone.", examples: [{ Name: "db-data" }] }) }),
+]).meta({ description: "Which EBS volume backs the role's volume here: { id: vol-... } or { tag: { Key: value } }." });
 
 export const RoleBinding = z.strictObject({
-  addresses: z.array(z.string().regex(/^eipalloc-[0-9a-f]{8,17}$/, { message: "must be an Elastic IP allocation id like eipalloc-0a1b2c3d" })).optional(),
-  env: Env.optional(),
-  volumes: z.record(Name, VolumeBinding).optional(),
+  addresses: z.array(z.string().regex(/^eipalloc-[0-9a-f]{8,17}$/, { message: "must be an Elastic IP allocation id like eipalloc-0a1b2c3d" }))
+    .optional().meta({ description: "Elastic IP pool (allocation ids); each node of a role with `address: true` holds one." }),
+  env: Env.optional().meta({ description: "Environment variables for every process of the role in this environment." }),
+  volumes: z.record(Name, VolumeBinding).optional().meta({ description: "Binds each volume the role declares to an EBS volume." }),
   commit: Commit.optional().meta({ description: "This role runs another commit (a canary)." }),
 });
 
@@ -62,11 +66,12 @@ export const Manifest = z.strictObject({
   commit: Commit.meta({ description: "The release: a commit of this repository." }),
   poll: Duration.prefault("30s").meta({ description: "How often agents look at the branch tip." }),
   rollout: z.strictObject({
-    waves: z.array(z.union([z.number().int().min(1), Percent])).min(1),
-    bake: Duration.prefault("2m"),
-  }).optional(),
-  roles: z.record(Name, RoleBinding).prefault({}),
-});
+    waves: z.array(z.union([z.number().int().min(1), Percent])).min(1)
+      .meta({ description: "Cumulative share of each role's nodes per wave: a node count (1) or a percentage (25%)." }),
+    bake: Duration.prefault("2m").meta({ description: "How long a wave stays healthy before the next one starts." }),
+  }).optional().meta({ description: "Roll out in waves; default: all nodes at once." }),
+  roles: z.record(Name, RoleBinding).prefault({}).meta({ description: "Per-role bindings for this environment: addresses, env, volumes, canary commit." }),
+}).meta({ title: "agent manifest", description: "manifests/<environment>.yaml: the release an environment runs and its bindings." });
 
 // ---------- roles/<role>.yaml ----------
 
@@ -83,49 +88,53 @@ export const Health = z.union([
   z.strictObject({ http: z.string().startsWith("/", { message: "must be a URL path starting with /" }), port: Port.optional(), ...HealthTiming }),
   z.strictObject({ tcp: Port, ...HealthTiming }),
   z.strictObject({ command: z.string().min(1), ...HealthTiming }),
-]);
+]).meta({ description: "Health check that gates a cutover: { http: /up }, { tcp: 9000 } or { command: bin/check }." });
 
 export const Process = z.strictObject({
   run: z.string().min(1).meta({ description: "argv as one string, split like a shell (no shell features)." }),
-  cwd: RelPath.optional(),
-  env: Env.prefault({}),
-  instances: z.number().int().min(1).max(64).prefault(1),
-  http: z.strictObject({ port: Port, health: z.string().startsWith("/").optional() }).optional(),
+  cwd: RelPath.optional().meta({ description: "Working directory, relative to the release directory (default: the release directory)." }),
+  env: Env.prefault({}).meta({ description: "Environment variables of this process." }),
+  instances: z.number().int().min(1).max(64).prefault(1).meta({ description: "How many copies to run." }),
+  http: z.strictObject({ port: Port, health: z.string().startsWith("/").optional() }).optional()
+    .meta({ description: "The agent fronts the process on this port, for cutovers without dropped requests." }),
   health: Health.optional(),
   stop: z.strictObject({ signal: Signal.prefault("SIGTERM"), timeout: Duration.prefault("30s") }).prefault({ signal: "SIGTERM", timeout: "30s" }),
-  restart: z.enum(["always", "on-failure", "never"]).prefault("always"),
-  user: UnixUser.optional(),
-  overlap: z.boolean().prefault(true),
+  restart: z.enum(["always", "on-failure", "never"]).prefault("always").meta({ description: "When the supervisor restarts the process after it exits." }),
+  user: UnixUser.optional().meta({ description: "Runs as this user instead of the role's user." }),
+  overlap: z.boolean().prefault(true).meta({ description: "false: stop the old process before starting the new one (singletons)." }),
   minUptime: Duration.prefault("3s").meta({ description: "Without a health check, up this long counts as healthy." }),
 });
 
 export const SetupStep = z.strictObject({
-  run: z.string().min(1),
+  run: z.string().min(1).meta({ description: "Command run in the new release directory before cutover." }),
   inputs: z.array(RelPath).optional().meta({ description: "Unchanged since the last good release => the step's result is reused." }),
-  timeout: Duration.prefault("10m"),
+  outputs: z.array(RelPath).optional().meta({ description: "What the step produces in the release (node_modules): hard-linked from the last good release when the inputs are unchanged, instead of running the step." }),
+  timeout: Duration.prefault("10m").meta({ description: "The step fails when it runs longer than this." }),
 });
 
 export const Volume = z.strictObject({
-  mount: AbsPath,
-  fs: z.enum(["ext4", "xfs"]).prefault("ext4"),
-  format: z.enum(["if-blank", "never"]).prefault("if-blank"),
-  options: z.array(z.string()).prefault(["defaults", "nofail"]),
-  owner: UnixUser.optional(),
+  mount: AbsPath.meta({ description: "Where the volume is mounted (absolute)." }),
+  fs: z.enum(["ext4", "xfs"]).prefault("ext4").meta({ description: "Filesystem to create on a blank device." }),
+  format: z.enum(["if-blank", "never"]).prefault("if-blank").meta({ description: "if-blank: create the filesystem only on a device that has none." }),
+  options: z.array(z.string()).prefault(["defaults", "nofail"]).meta({ description: "Mount options." }),
+  owner: UnixUser.optional().meta({ description: "Owner of the mount's root directory (default: the role's user)." }),
 });
 
 export const Role = z.strictObject({
-  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, { message: "must be a Debian package name" })).prefault([]),
-  user: UnixUser.prefault("agent-app"),
-  setup: z.array(SetupStep).prefault([]),
-  shared: z.array(RelPath).prefault([]),
-  volumes: z.record(Name, Volume).prefault({}),
-  address: z.boolean().prefault(false),
-  processes: z.record(Name, Process).prefault({}),
+  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, { message: "must be a Debian package name" })).prefault([])
+    .meta({ description: "Debian/Ubuntu packages, installed with apt-get when missing." }),
+  user: UnixUser.prefault("agent-app").meta({ description: "Setup, hooks and processes run as this user; created when missing." }),
+  setup: z.array(SetupStep).prefault([]).meta({ description: "Steps run in the new release directory before cutover." }),
+  shared: z.array(RelPath).prefault([]).meta({ description: "Paths kept across releases, linked into each release." }),
+  volumes: z.record(Name, Volume).prefault({}).meta({ description: "EBS volumes the role needs; each manifest binds them." }),
+  address: z.boolean().prefault(false).meta({ description: "Take an Elastic IP from the environment's pool." }),
+  processes: z.record(Name, Process).prefault({}).meta({ description: "Processes the agent supervises." }),
   hooks: z.strictObject({
     before_cutover: z.array(z.string().min(1)).prefault([]),
     after_cutover: z.array(z.string().min(1)).prefault([]),
-  }).prefault({ before_cutover: [], after_cutover: [] }),
-});
+  }).prefault({ before_cutover: [], after_cutover: [] })
+    .meta({ description: "Commands run in the release directory around the cutover; a failing before_cutover hook stops it." }),
+}).meta({ title: "agent role", description: "roles/<role>.yaml: what a node of this role installs, mounts and runs." });
 
 // ---------- /etc/agent/agent.yaml ----------
 
@@ -151,7 +160,7 @@ export const Config = z.strictObject({
   devices: z.strictObject({ byIdDir: AbsPath.prefault("/dev/disk/by-id") }).prefault({ byIdDir: "/dev/disk/by-id" }),
   control: z.strictObject({ metrics: z.string().nullable().prefault("127.0.0.1:9464") }).prefault({ metrics: "127.0.0.1:9464" }),
   allowForcePush: z.boolean().prefault(false),
-});
+}).meta({ title: "agent settings", description: "/etc/agent/agent.yaml: the node's own settings." });
 
 export type Manifest = z.output<typeof Manifest>;
 export type RoleBinding = z.output<typeof RoleBinding>;

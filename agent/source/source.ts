@@ -1,0 +1,275 @@
+// The git side of a release: poll the branch tip (one small request), fetch only new objects,
+// read the manifest and role files, and check a commit out as releases/<commit>/ atomically.
+// One git operation at a time per store (isomorphic-git locks only in-process).
+import fs from "node:fs";
+import { join } from "node:path";
+import git from "isomorphic-git";
+import { AgentError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import { formatProblem, parseManifest, parseRole, type Parsed } from "../manifest/parse.ts";
+import type { Manifest, Role } from "../manifest/schema.ts";
+import type { Layout } from "../state/layout.ts";
+import { isUsable, newRelease, readRelease, writeRelease } from "../state/releases.ts";
+import { redact, sourceError } from "./errors.ts";
+import { timedHttp, type CountingHttp } from "./http.ts";
+import { DEFAULT_HYGIENE, needsRebuild, readStoreStats, recoverStore, storeUsage, swapStore, writeStoreStats, type HygienePolicy } from "./store.ts";
+
+export interface SourceOptions {
+  gitdir: string;
+  url: string;
+  branch: string;
+  auth?: { username: string; token: string } | null;
+  /** Abort a request after this long without a byte from the server. */
+  timeoutMs: number;
+  log: Logger;
+  allowForcePush: boolean;
+  hygiene?: HygienePolicy;
+}
+
+/** The local ref that marks the last fetched tip: incremental fetches send it as their `have`. */
+const TIP_REF = "refs/heads/agent-tip";
+
+export class Source {
+  readonly http: CountingHttp;
+  /** The last manifest at a tip that parsed: kept by the caller when a newer tip's does not. */
+  lastGoodManifest: { tip: string; manifest: Manifest } | null = null;
+  private opened = false;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: SourceOptions) {
+    this.http = timedHttp(o.timeoutMs);
+  }
+
+  /**
+   * Ask the server for the branch tip: one GET of the ref advertisement. When it moved, fetch it
+   * (only new objects) and refuse a tip that does not descend from `lastTip` (ForcePushRefused)
+   * unless allowForcePush. Read-only for the server; idempotent.
+   */
+  poll(lastTip: string | null): Promise<{ tip: string; moved: boolean }> {
+    return this.serial(async () => {
+      const refs = await this.call("looking at the branch tip", () =>
+        git.listServerRefs({ http: this.http, url: this.o.url, protocolVersion: 1, onAuth: this.onAuth() }));
+      const ref = `refs/heads/${this.o.branch}`;
+      const tip = refs.find((r) => r.ref === ref)?.oid;
+      if (!tip) {
+        throw AgentError.terminal("SourceNotFound", `branch ${this.o.branch} does not exist in ${this.safeUrl()}; check branch in the agent's config`);
+      }
+      if (tip === lastTip && (await this.has(tip))) return { tip, moved: false };
+      const judge = !!lastTip && lastTip !== tip && !this.o.allowForcePush;
+      const canJudge = judge && (await this.has(lastTip!));
+      if (judge && !canJudge) this.o.log.warn("last tip not in the object store; cannot check for a force-push this once", { lastTip });
+      await this.fetchTip(tip);
+      if (canJudge && !(await this.descends(tip, lastTip!))) {
+        throw AgentError.terminal("ForcePushRefused",
+          `the tip of ${this.o.branch} moved to ${tip.slice(0, 12)}, which does not descend from ${lastTip!.slice(0, 12)} (history was rewritten); push a new commit on top, or set allowForcePush: true in the agent's config`);
+      }
+      await git.writeRef({ fs, gitdir: this.o.gitdir, ref: TIP_REF, value: tip, force: true });
+      return { tip, moved: tip !== lastTip };
+    });
+  }
+
+  /** manifests/<environment>.yaml at `tip`, parsed; ManifestMissing when the file is absent. */
+  readManifest(tip: string, environment: string): Promise<Parsed<Manifest> & { file: string }> {
+    return this.serial(async () => {
+      const file = `manifests/${environment}.yaml`;
+      const text = await this.readText(tip, file);
+      if (text === null) {
+        throw AgentError.terminal("ManifestMissing",
+          `${file} does not exist at ${tip.slice(0, 12)}; add it to the repository (the node's environment is ${environment})`);
+      }
+      const parsed = parseManifest(text, file);
+      if (parsed.ok) this.lastGoodManifest = { tip, manifest: parsed.value };
+      return { ...parsed, file };
+    });
+  }
+
+  /**
+   * Make sure `commit` is in the store (a depth-1 fetch of that SHA when missing) and verify it,
+   * since a fetch of an unknown SHA succeeds silently. CommitNotFound is terminal for that commit.
+   */
+  ensureCommit(commit: string): Promise<{ subject: string }> {
+    return this.serial(async () => {
+      if (!(await this.has(commit))) {
+        this.o.log.info("fetching pinned commit", { commit });
+        await this.call(`fetching commit ${commit.slice(0, 12)}`, () =>
+          git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+      }
+      try {
+        const c = await git.readCommit({ fs, gitdir: this.o.gitdir, oid: commit });
+        return { subject: c.commit.message.split("\n")[0] ?? "" };
+      } catch {
+        throw AgentError.terminal("CommitNotFound",
+          `commit ${commit} is not in ${this.safeUrl()} (not reachable from any branch); check the manifest's commit: field`);
+      }
+    });
+  }
+
+  /** roles/<role>.yaml at `commit` (which must be in the store): RoleMissing / RoleInvalid. */
+  readRole(commit: string, role: string): Promise<Role> {
+    return this.serial(async () => {
+      const file = `roles/${role}.yaml`;
+      const text = await this.readText(commit, file);
+      if (text === null) {
+        throw AgentError.terminal("RoleMissing", `${file} does not exist at commit ${commit.slice(0, 12)}; add the role "${role}" to the repository or fix the instance's role tag`);
+      }
+      const parsed = parseRole(text, file);
+      if (!parsed.ok) {
+        throw AgentError.terminal("RoleInvalid", `${file} at ${commit.slice(0, 12)} is invalid:\n${parsed.problems.map(formatProblem).join("\n")}`);
+      }
+      return parsed.value;
+    });
+  }
+
+  /**
+   * Check `commit` out as releases/<commit>/ with a state file saying "preparing". Checks out into
+   * releases/.<commit>.partial-<pid> and renames, so a half-checked-out tree never looks like a
+   * release. A dir that is already usable (ready/active/good) is returned untouched; any other
+   * is replaced. DiskFull when the disk fills up.
+   */
+  checkout(commit: string, l: Layout, opts: { subject?: string | null; now?: number } = {}): Promise<string> {
+    return this.serial(async () => {
+      const dir = l.release(commit);
+      if (isUsable(readRelease(l, commit))) return dir;
+      fs.mkdirSync(l.releases, { recursive: true });
+      const partial = join(l.releases, `.${commit}.partial-${process.pid}`);
+      fs.rmSync(partial, { recursive: true, force: true });
+      try {
+        fs.mkdirSync(partial, { recursive: true });
+        fs.rmSync(join(this.o.gitdir, "index"), { force: true });
+        await git.checkout({ fs, gitdir: this.o.gitdir, dir: partial, ref: commit, force: true, noUpdateHead: true });
+        writeRelease(l, newRelease(l, commit, opts.subject ?? null, opts.now ?? Date.now()), partial);
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.renameSync(partial, dir);
+      } catch (e) {
+        fs.rmSync(partial, { recursive: true, force: true });
+        throw sourceError(e, `checking out ${commit.slice(0, 12)}`, this.o.url, this.secrets());
+      }
+      return dir;
+    });
+  }
+
+  /**
+   * Keep the store bounded: when it has grown past the policy, rebuild it from a depth-1 fetch of
+   * `tip` and `keep` commits, and swap it in atomically. Returns whether it rebuilt.
+   */
+  maintain(tip: string, keep: string[] = []): Promise<{ rebuilt: boolean; bytesBefore: number; bytesAfter: number }> {
+    return this.serial(async () => {
+      const before = storeUsage(this.o.gitdir);
+      if (!needsRebuild(before, readStoreStats(this.o.gitdir), this.o.hygiene ?? DEFAULT_HYGIENE)) {
+        return { rebuilt: false, bytesBefore: before.bytes, bytesAfter: before.bytes };
+      }
+      const fresh = `${this.o.gitdir}.new`;
+      fs.rmSync(fresh, { recursive: true, force: true });
+      await this.init(fresh);
+      for (const c of [...new Set([tip, ...keep])]) {
+        await this.call("rebuilding the object store", () =>
+          git.fetch({ fs, http: this.http, gitdir: fresh, remote: "origin", ref: c, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+      }
+      await git.writeRef({ fs, gitdir: fresh, ref: TIP_REF, value: tip, force: true });
+      writeStoreStats(fresh, { baselineBytes: storeUsage(fresh).bytes, at: Date.now() });
+      swapStore(this.o.gitdir);
+      const after = storeUsage(this.o.gitdir);
+      this.o.log.info("rebuilt object store", { bytesBefore: before.bytes, bytesAfter: after.bytes, packsBefore: before.packs });
+      return { rebuilt: true, bytesBefore: before.bytes, bytesAfter: after.bytes };
+    });
+  }
+
+  // ---- internals ----
+
+  private async fetchTip(tip: string): Promise<void> {
+    if (await this.has(tip)) return;
+    const local = await this.localTip();
+    const started = this.http.bytesIn();
+    if (local) {
+      await this.call("fetching the branch tip", () =>
+        git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: "agent-tip", remoteRef: tip, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+    }
+    if (!(await this.has(tip))) {
+      await this.call("fetching the branch tip", () =>
+        git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: tip, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+      if (!readStoreStats(this.o.gitdir)) writeStoreStats(this.o.gitdir, { baselineBytes: storeUsage(this.o.gitdir).bytes, at: Date.now() });
+    }
+    if (!(await this.has(tip))) {
+      throw new AgentError("SourceFailed", `the server advertised ${tip.slice(0, 12)} but did not send it; the agent retries`);
+    }
+    this.o.log.info("fetched tip", { tip, incremental: !!local, bytes: this.http.bytesIn() - started });
+  }
+
+  /** Does `oid` descend from `ancestor`? Walks parents present in the (shallow) store. */
+  private async descends(oid: string, ancestor: string, limit = 10_000): Promise<boolean> {
+    const seen = new Set<string>();
+    const queue = [oid];
+    while (queue.length && seen.size < limit) {
+      const c = queue.shift()!;
+      if (c === ancestor) return true;
+      if (seen.has(c)) continue;
+      seen.add(c);
+      try { queue.push(...(await git.readCommit({ fs, gitdir: this.o.gitdir, oid: c })).commit.parent); } catch {}
+    }
+    return false;
+  }
+
+  private async localTip(): Promise<string | null> {
+    try {
+      const oid = await git.resolveRef({ fs, gitdir: this.o.gitdir, ref: TIP_REF });
+      return (await this.has(oid)) ? oid : null;
+    } catch { return null; }
+  }
+
+  private async has(oid: string): Promise<boolean> {
+    try { await git.readCommit({ fs, gitdir: this.o.gitdir, oid }); return true; } catch { return false; }
+  }
+
+  private async readText(commit: string, filepath: string): Promise<string | null> {
+    try {
+      const { blob } = await git.readBlob({ fs, gitdir: this.o.gitdir, oid: commit, filepath });
+      return new TextDecoder().decode(blob);
+    } catch (e) {
+      if ((e as { code?: string }).code === "NotFoundError") return null;
+      throw sourceError(e, `reading ${filepath}`, this.o.url, this.secrets());
+    }
+  }
+
+  private async init(gitdir: string): Promise<void> {
+    await git.init({ fs, gitdir, bare: true, defaultBranch: "main" });
+    await git.addRemote({ fs, gitdir, remote: "origin", url: this.o.url, force: true });
+  }
+
+  private async open(): Promise<void> {
+    if (this.opened) return;
+    for (const f of recoverStore(this.o.gitdir)) this.o.log.warn("repaired object store", { what: f });
+    await this.init(this.o.gitdir);
+    this.opened = true;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(async () => { await this.open(); return fn(); });
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try { return await fn(); } catch (e) { throw sourceError(e, what, this.o.url, this.secrets()); }
+  }
+
+  private onAuth() {
+    const a = this.o.auth;
+    return a ? () => ({ username: a.username, password: a.token }) : undefined;
+  }
+
+  private secrets() { return [this.o.auth?.token]; }
+  private safeUrl() { return redact(this.o.url.replace(/\/\/[^@/]*@/, "//"), this.secrets()); }
+}
+
+/** Pure: the delay before the next poll, `pollMs` ± 10% jitter from `random` in [0, 1). */
+export function nextPollDelay(pollMs: number, random: number): number {
+  return Math.max(0, Math.round(pollMs * (0.9 + 0.2 * random)));
+}
+
+/** Read the token for HTTPS auth from config auth.tokenFile (trimmed); null when not configured. */
+export function readToken(tokenFile: string | undefined): string | null {
+  if (!tokenFile) return null;
+  try { return fs.readFileSync(tokenFile, "utf8").trim(); } catch (e) {
+    throw AgentError.terminal("SourceAuthFailed", `cannot read the git token file ${tokenFile} (${(e as { code?: string }).code ?? "error"}); check auth.tokenFile in the agent's config`);
+  }
+}
