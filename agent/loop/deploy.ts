@@ -49,7 +49,9 @@ export async function cutover(p: Ports, to: Side, from: Side | null, signal: Abo
 export async function confirm(p: Ports, to: Side, from: Side | null, startedAt: number, deadlineMs: number, signal: AbortSignal): Promise<DeployOutcome> {
   await p.processes.ensure(to.commit, to.role, to.env);
   while (!p.processes.healthy(to.commit)) {
-    if (p.clock.now() - startedAt > deadlineMs || signal.aborted) {
+    // Stopping the agent is not a verdict on the release: the next agent confirms it.
+    if (signal.aborted) throw new AgentError("Interrupted", "the agent stopped while waiting for health; the next start finishes the cutover");
+    if (p.clock.now() - startedAt > deadlineMs) {
       return rollback(p, to.commit, from, "HealthCheckFailed",
         `the processes of ${to.commit.slice(0, 12)} did not become healthy within ${Math.round(deadlineMs / 1000)}s of the cutover`);
     }

@@ -1,0 +1,147 @@
+// `agent run`: ticks forever (one at a time), sleeps `poll` with jitter between ticks, wakes on
+// `agent sync`, cancels a stale preparation when the manifest pins a newer commit meanwhile,
+// answers the control socket, and on SIGTERM leaves the applications running.
+import { errorMessage } from "../core/errors.ts";
+import type { ControlHandlers } from "../control/server.ts";
+import type { Status } from "../status/types.ts";
+import type { Ports } from "./ports.ts";
+import { newMemory, tick, type TickResult } from "./tick.ts";
+
+export interface DaemonHooks {
+  /** Called after every tick (metrics). */
+  onTick?(r: TickResult): void;
+  /** Good releases on disk, newest first (for `agent rollback` without a commit). */
+  goodReleases(): string[];
+}
+
+export interface Daemon {
+  handlers: ControlHandlers;
+  /** Resolves when stop() was called and the current tick finished. */
+  done: Promise<void>;
+  stop(): void;
+}
+
+const DEFAULT_POLL_MS = 30_000;
+
+/** The next poll delay: `poll` ±10% jitter, so a fleet does not poll in lockstep. Pure. */
+export function nextPollDelay(pollMs: number, random: number): number {
+  return Math.round(pollMs * (0.9 + 0.2 * random));
+}
+
+export function startDaemon(p: Ports, hooks: DaemonHooks): Daemon {
+  const log = p.log.child("loop");
+  const mem = newMemory();
+  let stopping = false;
+  let again = false;                       // a sync arrived during a tick: tick again at once
+  let wake: (() => void) | null = null;
+  let last: Status | null = null;
+  let running: AbortController | null = null;
+
+  const poke = () => { again = true; wake?.(); };
+  const sleep = (ms: number) => new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() { clearTimeout(t); wake = null; resolve(); }
+    wake = done;
+  });
+
+  // While a tick prepares a release, look at the tip every poll: a newer pinned commit cancels
+  // the stale preparation (the next tick prepares the new one).
+  async function watch(ac: AbortController, preparing: string | null) {
+    const every = mem.manifest?.value.poll ?? DEFAULT_POLL_MS;
+    while (!ac.signal.aborted && !stopping) {
+      await p.clock.sleep(every, ac.signal);
+      if (ac.signal.aborted || !preparing || !mem.manifest) return;
+      try {
+        const { tip } = await p.source.poll(p.store.get().lastTip);
+        if (tip === mem.manifest.tip) continue;
+        const env = p.store.get().identity?.environment, role = p.store.get().identity?.role;
+        if (!env || !role) continue;
+        const m = await p.source.readManifest(tip, env);
+        const pinned = m.ok ? (m.value.roles[role]?.commit ?? m.value.commit) : null;
+        if (pinned && pinned !== preparing) {
+          log.info("a newer commit is pinned; cancelling the stale preparation", { preparing, pinned });
+          again = true;
+          running?.abort();
+          return;
+        }
+      } catch (e) {
+        log.debug("watch poll failed", { error: errorMessage(e) });
+      }
+    }
+  }
+
+  async function loop() {
+    while (!stopping) {
+      again = false;
+      const ac = new AbortController();
+      running = ac;
+      const watchDone = new AbortController();
+      let r: TickResult;
+      try {
+        r = await tick(p, mem, {
+          mode: "run", signal: ac.signal,
+          onStatus: (s) => {
+            last = s;
+            if (s.phase === "preparing") void watch(watchDone, s.desired.commit);
+          },
+        });
+      } finally {
+        watchDone.abort();
+        running = null;
+      }
+      last = r.status;
+      hooks.onTick?.(r);
+      if (r.error) log.warn("tick did not converge", { reason: r.error.reason, error: r.error.message, durationMs: r.status.lastTick.durationMs });
+      else log.debug("tick", { phase: r.status.phase, durationMs: r.status.lastTick.durationMs });
+      if (stopping) break;
+      if (again) continue;
+      // Not converged and not blocked for good: look again soon rather than after a full poll.
+      const poll = mem.manifest?.value.poll ?? DEFAULT_POLL_MS;
+      const soon = !r.converged && r.error?.retry.kind !== "terminal" ? Math.min(poll, 5_000) : poll;
+      r.status.nextPollAt = new Date(p.clock.now() + soon).toISOString();
+      await sleep(nextPollDelay(soon, p.clock.random()));
+    }
+  }
+
+  const done = loop().catch((e) => { log.error("the loop stopped", { error: errorMessage(e) }); });
+
+  const handlers: ControlHandlers = {
+    status: () => last ?? readLast(),
+    sync: async () => { poke(); return { accepted: true, message: running ? "a tick is running; another follows it at once" : "polling now" }; },
+    pause: async () => {
+      p.store.update((s) => { s.paused = true; });
+      poke();
+      return { accepted: true, message: "paused: processes keep running; nothing is deployed until `agent resume`" };
+    },
+    resume: async () => {
+      p.store.update((s) => { s.paused = false; });
+      poke();
+      return { accepted: true, message: "resumed: converging again" };
+    },
+    rollback: async (commit) => {
+      const manifestCommit = mem.manifest ? (mem.manifest.value.roles[p.store.get().identity?.role ?? ""]?.commit ?? mem.manifest.value.commit) : null;
+      if (!manifestCommit) return { ok: false, message: "the agent has not read a manifest yet; try again after the first tick" };
+      const current = p.releases.current();
+      const target = commit
+        ? hooks.goodReleases().find((c) => c.startsWith(commit)) ?? (commit.length === 40 ? commit : null)
+        : hooks.goodReleases().find((c) => c !== current) ?? null;
+      if (!target) {
+        return { ok: false, message: commit ? `no good release matches ${commit} on this node (see agent history); give the full 40-character commit to deploy another one` : "there is no earlier good release on this node to roll back to (see agent history)" };
+      }
+      if (p.store.get().badCommits.includes(target)) return { ok: false, message: `${target.slice(0, 12)} failed on this node before; pick another (agent history)` };
+      p.store.update((s) => { s.localPin = { commit: target, manifestCommit, at: p.clock.now() }; });
+      poke();
+      return { ok: true, commit: target, message: `rolling back to ${target.slice(0, 12)}; it stays until the manifest pins another commit` };
+    },
+  };
+
+  function readLast(): Status {
+    throw new Error("no tick has finished yet; try again in a moment");
+  }
+
+  return {
+    handlers,
+    done,
+    stop() { stopping = true; running?.abort(); wake?.(); },
+  };
+}
