@@ -1,15 +1,23 @@
-import { notYet, CONFIG_HELP } from "./command.ts";
+// `agent pause`: the daemon stops converging; processes keep running and stay supervised.
+import { controlCommand, CONTROL_OPTIONS_HELP } from "./sync.ts";
 
-const help = `Usage: agent pause [--config FILE]
+const help = `Usage: agent pause [--json] [--config FILE] [--state-dir DIR] [--timeout DUR]
 
-stop converging (processes keep running).
+Stop converging: the daemon keeps supervising the running processes (restarts, health) but
+does not fetch, deploy or roll back until \`agent resume\`. The pause survives a restart of the
+agent. \`agent status\` shows phase "paused".
+
+Exit code: 0 paused, 1 refused, 69 when the daemon is not running or does not answer.
 
 Options:
-${CONFIG_HELP}
-  -h, --help         show this help
+${CONTROL_OPTIONS_HELP} (default 10s)
+  -h, --help           show this help
 
-Example:
-  agent pause
+Examples:
+  agent pause            # before poking at the node by hand
+  agent resume           # when done
 `;
 
-export const pause = notYet("pause", "stop converging (processes keep running)", help, "the control socket");
+export const pause = controlCommand({
+  name: "pause", summary: "stop converging (processes keep running)", help, path: "/v1/pause", timeoutMs: 10_000,
+});
