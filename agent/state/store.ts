@@ -16,6 +16,8 @@ export interface ProcessRecord {
   startedAt: number;       // epoch ms
   port?: number;
   restarts: number;
+  /** Fingerprint of what the process was started with (argv, env, cwd, user, release): a changed spec restarts it. */
+  specHash?: string;
 }
 
 export interface CachedIdentity {

@@ -1,0 +1,57 @@
+// One health check against a running process: HTTP (2xx/3xx), TCP connect, or a command that
+// exits 0. Each resolves to {ok, error}; none throws, none outlives its timeout.
+import { connect } from "node:net";
+import type { Health } from "../manifest/schema.ts";
+import { exec, splitArgs } from "../host/exec.ts";
+import { errorMessage } from "../core/errors.ts";
+
+export interface ProbeTarget {
+  port?: number;           // the instance's port, for an HTTP check without its own port
+  cwd: string;             // command checks run in the release directory
+  env: Record<string, string>;
+  user?: { uid: number; gid: number };
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  error: string | null;
+}
+
+const pass: ProbeResult = { ok: true, error: null };
+const failWith = (error: string): ProbeResult => ({ ok: false, error });
+
+export async function probe(h: Health, t: ProbeTarget): Promise<ProbeResult> {
+  try {
+    if ("http" in h) return await probeHttp(h.port ?? t.port, h.http, h.timeout);
+    if ("tcp" in h) return await probeTcp(h.tcp, h.timeout);
+    return await probeCommand(h.command, t, h.timeout);
+  } catch (e) {
+    return failWith(errorMessage(e));
+  }
+}
+
+async function probeHttp(port: number | undefined, path: string, timeoutMs: number): Promise<ProbeResult> {
+  if (!port) return failWith(`http check ${path} has no port: give the process http.port or health.port`);
+  const url = `http://127.0.0.1:${port}${path}`;
+  const res = await fetch(url, { redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
+  await res.body?.cancel();
+  return res.status >= 200 && res.status < 400 ? pass : failWith(`GET ${url} answered ${res.status}`);
+}
+
+function probeTcp(port: number, timeoutMs: number): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: "127.0.0.1", port });
+    const done = (r: ProbeResult) => { clearTimeout(timer); sock.destroy(); resolve(r); };
+    const timer = setTimeout(() => done(failWith(`tcp 127.0.0.1:${port}: no connection within ${timeoutMs}ms`)), timeoutMs);
+    sock.once("connect", () => done(pass));
+    sock.once("error", (e) => done(failWith(`tcp 127.0.0.1:${port}: ${e.message}`)));
+  });
+}
+
+async function probeCommand(command: string, t: ProbeTarget, timeoutMs: number): Promise<ProbeResult> {
+  const r = await exec(splitArgs(command), { cwd: t.cwd, env: t.env, timeoutMs, uid: t.user?.uid, gid: t.user?.gid });
+  if (r.code === 0) return pass;
+  const why = r.timedOut ? `timed out after ${timeoutMs}ms` : `exited ${r.code ?? r.signal}`;
+  const tail = (r.stderr || r.stdout).trim().split("\n").slice(-1)[0] ?? "";
+  return failWith(`check '${command}' ${why}${tail ? `: ${tail}` : ""}`);
+}

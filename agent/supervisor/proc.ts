@@ -1,0 +1,55 @@
+// What /proc says about a pid: its start time (field 22 of /proc/<pid>/stat, which tells a
+// reused pid from the process we started) and the members of a process group. Read-only.
+import { readdirSync, readFileSync } from "node:fs";
+
+export interface ProcStat {
+  pid: number;
+  state: string;           // R, S, D, Z, T ...
+  ppid: number;
+  pgrp: number;
+  startTime: number;       // clock ticks since boot
+}
+
+/** Parse /proc/<pid>/stat; null when the pid does not exist. The comm field may hold spaces and ')'. */
+export function readStat(pid: number): ProcStat | null {
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/stat`, "utf8"); } catch { return null; }
+  return parseStat(text);
+}
+
+export function parseStat(text: string): ProcStat | null {
+  const close = text.lastIndexOf(")");
+  if (close < 0) return null;
+  const pid = Number(text.slice(0, text.indexOf(" ")));
+  const f = text.slice(close + 2).split(" ");  // f[0] is field 3 (state)
+  if (f.length < 20) return null;
+  return { pid, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), startTime: Number(f[19]) };
+}
+
+/** The start time of a live (non-zombie) pid, or null. */
+export function startTimeOf(pid: number): number | null {
+  const s = readStat(pid);
+  return s && s.state !== "Z" && s.state !== "X" ? s.startTime : null;
+}
+
+/** True when pid is alive and still the process that started at startTime (never a reused pid). */
+export function isSameProcess(pid: number, startTime: number): boolean {
+  return startTimeOf(pid) === startTime;
+}
+
+/** Live (non-zombie) pids whose process group is pgid. Scans /proc: use for stops, not hot loops. */
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    const c = name.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    const s = readStat(Number(name));
+    if (s && s.pgrp === pgid && s.state !== "Z" && s.state !== "X") out.push(s.pid);
+  }
+  return out;
+}
+
+/** Signal a whole process group; false when it no longer exists. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try { process.kill(-pgid, signal); return true; } catch { return false; }
+}

@@ -1,0 +1,272 @@
+// One supervised process instance: spawn it in its own process group with its log as an O_APPEND
+// fd, notice its exit (our child: onExit; adopted: polling /proc), restart it with backoff, run
+// its health checks, stop its whole group. Decisions come from backoff.ts and health-policy.ts.
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Subprocess } from "bun";
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/log.ts";
+import { errorMessage } from "../core/errors.ts";
+import { formatDuration } from "../core/duration.ts";
+import type { ProcessRecord } from "../state/store.ts";
+import type { ProcessStatus } from "../status/types.ts";
+import { decideRestart, exitFailed, type BackoffPolicy, type BackoffState, type ExitFacts } from "./backoff.ts";
+import { initialHealth, livenessFailed, recordCheck, upLongEnough, type HealthState } from "./health-policy.ts";
+import { groupMembers, isSameProcess, readStat, signalGroup } from "./proc.ts";
+import { probe } from "./probe.ts";
+import type { ProcessSpec, SupervisorEvent } from "./types.ts";
+
+export interface UnitContext {
+  clock: Clock;
+  log: Logger;
+  backoff: BackoffPolicy;
+  pollMs: number;
+  persist(): void;
+  emit(e: SupervisorEvent): void;
+}
+
+type Info = Pick<ProcessRecord, "name" | "process" | "instance" | "commit" | "releaseDir" | "port" | "specHash">;
+const short = (c: string) => c.slice(0, 7);
+
+export class Unit {
+  state: ProcessStatus["state"] = "stopped";
+  pid: number | null = null;
+  pgid: number | null = null;
+  startTime = 0;
+  startedAt: number | null = null;
+  restarts = 0;
+  lastExit: ProcessStatus["lastExit"] = null;
+  reason: string | null = null;
+  message: string | null = null;
+  backoff: BackoffState = { quickExits: 0 };
+  health: HealthState = initialHealth();
+  adopted = false;
+  private child: Subprocess | null = null;
+  private stopping = false;
+  private detached = false;
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(private ctx: UnitContext, public info: Info, public spec: ProcessSpec | null) {}
+
+  get name() { return this.info.name; }
+  get alive() { return this.pid !== null; }
+
+  /** Start the process now. A binary that cannot be started is a failed run: backoff continues. */
+  start(): void {
+    const spec = this.spec;
+    if (!spec || this.detached || this.stopping || this.pid !== null) return;
+    const now = this.ctx.clock.now();
+    let fd: number | undefined;
+    try {
+      mkdirSync(dirname(spec.logFile), { recursive: true });
+      fd = openSync(spec.logFile, "a", 0o640);
+      const child = Bun.spawn(spec.argv, {
+        cwd: spec.cwd,
+        env: { ...spec.env, AGENT_COMMIT: spec.commit, AGENT_RELEASE: spec.releaseDir },
+        stdin: "ignore", stdout: fd, stderr: fd,
+        detached: true,            // setsid(): its own group, so a stop reaches grandchildren
+        uid: spec.user?.uid, gid: spec.user?.gid,
+        onExit: (p) => this.exited(p.pid, p.exitCode, p.signalCode == null ? null : String(p.signalCode)),
+      });
+      this.child = child;
+      this.adopted = false;
+      this.pid = this.pgid = child.pid;
+      this.startTime = readStat(child.pid)?.startTime ?? 0;
+      this.startedAt = now;
+      this.health = initialHealth();
+      this.state = "starting";
+      this.ctx.log.info("started", { process: spec.name, pid: child.pid, commit: short(spec.commit) });
+      this.ctx.emit({ kind: "start", name: spec.name, pid: child.pid, commit: spec.commit, at: now });
+      this.ctx.persist();
+      this.watchHealth();
+    } catch (e) {
+      const message = `cannot start ${spec.name} (${spec.argv[0]}): ${errorMessage(e)}; check the role's run: line and that the release has the file`;
+      this.ctx.log.error("start failed", { process: spec.name, error: errorMessage(e) });
+      this.ctx.emit({ kind: "start-failed", name: spec.name, message, at: now });
+      this.afterExit({ startedAt: now, exitedAt: now, code: null, signal: null, requested: false }, "ProcessStartFailed", message);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+
+  /** Take over a process a previous agent started (already checked: same pid and start time). */
+  adopt(r: ProcessRecord): void {
+    this.adopted = true;
+    this.pid = r.pid; this.pgid = r.pgid; this.startTime = r.startTime; this.startedAt = r.startedAt;
+    this.restarts = r.restarts;
+    this.state = "running";
+    this.every(this.ctx.pollMs, () => { if (this.pid !== null && !isSameProcess(this.pid, this.startTime)) this.exited(this.pid, null, null); });
+  }
+
+  /** Give an adopted unit its spec (same fingerprint); starts it if it died in the meantime. */
+  attach(spec: ProcessSpec): void {
+    const first = this.spec === null;
+    this.spec = spec;
+    if (first && this.pid !== null) this.watchHealth();
+    if (this.pid === null && this.state !== "backoff") this.start();
+  }
+
+  private exited(pid: number, code: number | null, signal: string | null): void {
+    if (this.detached || pid !== this.pid) return;
+    const now = this.ctx.clock.now();
+    const startedAt = this.startedAt ?? now;
+    this.lastExit = { code, signal, at: new Date(now).toISOString() };
+    this.pid = null; this.child = null; this.startedAt = null;
+    this.clearTimers();
+    this.ctx.log[this.stopping ? "info" : "warn"]("exited", { process: this.name, pid, code, signal, ranMs: now - startedAt });
+    this.ctx.emit({ kind: "exit", name: this.name, pid, code, signal, requested: this.stopping, at: now });
+    this.ctx.persist();
+    if (this.stopping) return;
+    // Like systemd's control-group mode: what the leader left behind in its group dies with it,
+    // so a restart never finds the old grandchildren holding its port.
+    if (this.pgid !== null && groupMembers(this.pgid).length > 0) signalGroup(this.pgid, "SIGKILL");
+    this.pgid = null;
+    const how = signal ? `was killed by ${signal}` : code === null ? "is gone" : `exited with code ${code}`;
+    this.afterExit({ startedAt, exitedAt: now, code, signal, requested: false },
+      exitFailed({ code, signal }) ? "ProcessExited" : "ProcessCompleted", `${how} after ${formatDuration(now - startedAt)}`);
+  }
+
+  /** The restart policy's answer to an exit: a delayed start, or a final state. */
+  private afterExit(exit: ExitFacts, reason: string, what: string): void {
+    if (!this.spec) { this.state = "exited"; this.reason = reason; this.message = what; return; }
+    const d = decideRestart(this.ctx.backoff, this.backoff, this.spec.restart, exit);
+    this.backoff = d.state;
+    if (!d.restart) {
+      this.state = exitFailed(exit) || reason === "ProcessStartFailed" ? "failed" : "exited";
+      this.reason = reason; this.message = `${what}; restart: ${this.spec.restart}, not restarted`;
+      return;
+    }
+    this.state = reason === "ProcessStartFailed" ? "failed" : "backoff";
+    this.reason = d.crashLooping && reason !== "ProcessStartFailed" ? "ProcessCrashLooping" : reason;
+    const loop = d.crashLooping ? ` (${d.state.quickExits} quick exits in a row)` : "";
+    this.message = `${what}${loop}; next start in ${formatDuration(d.delayMs)}`;
+    this.after(d.delayMs, () => { this.restarts++; this.start(); });
+  }
+
+  private watchHealth(): void {
+    const spec = this.spec;
+    if (!spec) return;
+    const pid = this.pid;
+    if (!spec.health) {
+      this.after(spec.minUptimeMs, () => { if (this.pid === pid) this.becameHealthy(); });
+      return;
+    }
+    const h = spec.health;
+    const check = async () => {
+      const r = await probe(h, { port: spec.port, cwd: spec.releaseDir, env: spec.env, user: spec.user });
+      if (this.pid !== pid || this.stopping || this.detached) return;
+      const was = this.health;
+      this.health = recordCheck(h, was, r.ok, r.error);
+      if (this.health.healthy && !was.healthy) this.becameHealthy();
+      if (livenessFailed(this.health) && was.healthy) return void this.restartUnhealthy(r.error);
+      this.after(h.interval, check);
+    };
+    this.after(h.interval, check);
+  }
+
+  private becameHealthy(): void {
+    if (this.state === "starting") this.state = "running";
+    this.reason = null; this.message = null;
+    this.ctx.emit({ kind: "healthy", name: this.name, pid: this.pid!, at: this.ctx.clock.now() });
+  }
+
+  /** Liveness failed: stop the group (graceful, then SIGKILL) and let the restart policy decide. */
+  private async restartUnhealthy(error: string | null): Promise<void> {
+    const spec = this.spec!;
+    const startedAt = this.startedAt ?? this.ctx.clock.now();
+    this.ctx.log.warn("unhealthy, restarting", { process: this.name, pid: this.pid, error });
+    this.ctx.emit({ kind: "unhealthy", name: this.name, pid: this.pid!, at: this.ctx.clock.now() });
+    this.stopping = true;
+    await this.killGroup(spec.stop.signal as NodeJS.Signals, spec.stop.timeoutMs);
+    this.stopping = false;
+    if (this.detached) return;
+    this.afterExit({ startedAt, exitedAt: this.ctx.clock.now(), code: null, signal: null, requested: false, unhealthy: true },
+      "ProcessUnhealthy", `failed its health check${error ? ` (${error})` : ""}`);
+  }
+
+  /** Stop for good: the configured signal to the group, SIGKILL after the timeout. Idempotent. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.clearTimers();
+    if (this.pid !== null || this.pgid !== null) {
+      this.state = "stopping";
+      const sig = (this.spec?.stop.signal ?? "SIGTERM") as NodeJS.Signals;
+      await this.killGroup(sig, this.spec?.stop.timeoutMs ?? 30_000);
+    }
+    this.state = "stopped"; this.reason = null; this.message = null;
+  }
+
+  /**
+   * Signal the group and wait until the leader and every member are gone; SIGKILL the group after
+   * timeoutMs. An adopted leader is signalled only while its start time still matches; a group with
+   * live members is ours (Linux never hands out a pid still used as a process group id).
+   */
+  private async killGroup(sig: NodeJS.Signals, timeoutMs: number): Promise<void> {
+    const pgid = this.pgid;
+    if (pgid === null) return;
+    const leaderAlive = () => this.pid !== null && isSameProcess(this.pid, this.startTime);
+    const anyAlive = () => leaderAlive() || groupMembers(pgid).length > 0;
+    if (!anyAlive()) return this.reapLeader();
+    signalGroup(pgid, sig);
+    const deadline = Date.now() + timeoutMs;
+    while (anyAlive() && Date.now() < deadline) await Bun.sleep(25);
+    if (anyAlive()) {
+      this.ctx.log.warn("did not stop in time, killing the group", { process: this.name, pgid, signal: sig, timeoutMs });
+      signalGroup(pgid, "SIGKILL");
+      const hard = Date.now() + 5000;
+      while (anyAlive() && Date.now() < hard) await Bun.sleep(10);
+    }
+    await this.reapLeader();
+  }
+
+  private async reapLeader(): Promise<void> {
+    const child = this.child, pid = this.pid;
+    if (child) await child.exited;
+    else if (pid !== null) this.exited(pid, null, null);
+    this.pgid = null;
+  }
+
+  /** Forget the process without signalling it (agent shutdown): it keeps running for the next agent. */
+  detach(): void {
+    this.detached = true;
+    this.clearTimers();
+    this.child?.unref();
+  }
+
+  isHealthy(now: number): boolean {
+    if (this.pid === null) return false;
+    if (!this.spec) return this.adopted;
+    return this.spec.health ? this.health.healthy : this.adopted || upLongEnough(this.startedAt, now, this.spec.minUptimeMs);
+  }
+
+  record(): ProcessRecord | null {
+    if (this.pid === null || this.pgid === null || this.startedAt === null) return null;
+    return { ...this.info, pid: this.pid, pgid: this.pgid, startTime: this.startTime, startedAt: this.startedAt, restarts: this.restarts };
+  }
+
+  view(now: number): ProcessStatus {
+    return {
+      name: this.name, state: this.state, pid: this.pid, commit: this.info.commit, restarts: this.restarts,
+      healthy: this.isHealthy(now),
+      uptimeMs: this.startedAt === null ? undefined : now - this.startedAt,
+      lastExit: this.lastExit,
+      ...(this.reason ? { reason: this.reason } : {}),
+      ...(this.message ? { message: this.message } : {}),
+    };
+  }
+
+  private after(ms: number, fn: () => void): void {
+    const t = setTimeout(() => { this.timers.delete(t); if (!this.detached) fn(); }, ms);
+    this.timers.add(t);
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const tick = () => { fn(); if (this.adopted && this.pid !== null) this.after(ms, tick); };
+    this.after(ms, tick);
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+}
