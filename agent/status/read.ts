@@ -35,19 +35,19 @@ export async function readStatus(
   }
   if (!existsSync(paths.statusFile)) {
     throw new AgentError("StatusUnavailable",
-      `${daemonError}; and there is no status file at ${paths.statusFile} (the agent has not completed a tick on this node)`);
+      `${daemonError}. There is no status file either: ${paths.statusFile} does not exist (no tick has completed here)`);
   }
   let status: unknown;
   try {
     status = JSON.parse(readFileSync(paths.statusFile, "utf8"));
   } catch (e) {
-    throw new AgentError("StatusUnavailable", `${daemonError}; and ${paths.statusFile} is unreadable: ${errorMessage(e)}`);
+    throw new AgentError("StatusUnavailable", `${daemonError}. The status file ${paths.statusFile} is unreadable: ${errorMessage(e)}`);
   }
   if (!isStatus(status)) {
-    throw new AgentError("StatusUnavailable", `${daemonError}; and ${paths.statusFile} does not hold a status`);
+    throw new AgentError("StatusUnavailable", `${daemonError}. The status file ${paths.statusFile} does not hold a status`);
   }
-  status = withDefaults(status);
-  return { status, source: "file", ageMs: Math.max(0, opts.now() - status.writtenAt), daemonError };
+  const found = withDefaults(status);
+  return { status: found, source: "file", ageMs: Math.max(0, opts.now() - found.writtenAt), daemonError };
 }
 
 /** Fields a status from another agent version may lack: filled so rendering never trips on them. */
