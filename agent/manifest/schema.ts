@@ -32,7 +32,7 @@ const AbsPath = z.string().regex(/^\/[^\0]*$/, { message: "must be an absolute p
 
 const Percent = z
   .string()
-  .regex(/^[0-9]{1,3}%$/, { message: "must be a percentage like 25% (or a whole number of nodes)" })
+  .regex(/^[0-9]{1,3}%$/, { message: "must be a percentage like 25% (or a whole number of nodes)", abort: true })
   .refine((s) => Number(s.slice(0, -1)) >= 1 && Number(s.slice(0, -1)) <= 100, {
     message: "must be between 1% and 100%",
   })
@@ -91,7 +91,7 @@ export const Health = z.union([
 ]).meta({ description: "Health check that gates a cutover: { http: /up }, { tcp: 9000 } or { command: bin/check }." });
 
 export const Process = z.strictObject({
-  run: z.string().min(1).meta({ description: "argv as one string, split like a shell (no shell features)." }),
+  run: z.string().min(1).meta({ description: "The command: argv as one string, split like a shell, without shell features." }),
   cwd: RelPath.optional().meta({ description: "Working directory, relative to the release directory (default: the release directory)." }),
   env: Env.prefault({}).meta({ description: "Environment variables of this process." }),
   instances: z.number().int().min(1).max(64).prefault(1).meta({ description: "How many copies to run." }),
