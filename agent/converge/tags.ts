@@ -1,0 +1,17 @@
+// The agent:* tags on the node's own instance (agent:commit, agent:state, agent:failed), written
+// only when they differ from what this agent last wrote (state.json `tags`).
+import type { Ec2 } from "../cloud/ec2.ts";
+
+export const AGENT_TAG_KEYS = ["agent:commit", "agent:state", "agent:failed"] as const;
+
+/**
+ * Write the tags of `want` whose values differ from `lastWritten`, in one CreateTags call; no
+ * call at all when nothing changed. Returns what is now written (store it as the new lastWritten).
+ * Throws the Ec2 AgentError when the call fails (lastWritten is then unchanged).
+ */
+export async function syncTags(ec2: Ec2, instanceId: string, want: Record<string, string>, lastWritten: Record<string, string>): Promise<Record<string, string>> {
+  const changed = Object.fromEntries(Object.entries(want).filter(([k, v]) => lastWritten[k] !== v));
+  if (Object.keys(changed).length === 0) return lastWritten;
+  await ec2.createTags(instanceId, changed);
+  return { ...lastWritten, ...changed };
+}
