@@ -53,8 +53,11 @@ export function decodeText(bytes: Uint8Array, file: string, size = bytes.length)
   }
 }
 
-/** Parse one file of `kind`. Never throws; every problem comes back with its line and column. */
-export function analyze<K extends FileKind>(kind: K, input: string | Uint8Array, file: string): Analysis<z.output<(typeof SCHEMAS)[K]>> {
+/**
+ * Parse one file of `kind`. Never throws; every problem comes back with its line and column.
+ * `size` is the file's real size when `input` holds only its first bytes.
+ */
+export function analyze<K extends FileKind>(kind: K, input: string | Uint8Array, file: string, size?: number): Analysis<z.output<(typeof SCHEMAS)[K]>> {
   const nowhere: Locate = () => ({ line: 1, column: 1 });
   const fail = (problems: Problem[], locate = nowhere, data: unknown = undefined) => ({ result: { ok: false as const, problems }, locate, data });
   let text: string;
@@ -66,7 +69,7 @@ export function analyze<K extends FileKind>(kind: K, input: string | Uint8Array,
     }
     text = input.replace(/^\uFEFF/, "");
   } else {
-    const d = decodeText(input, file);
+    const d = decodeText(input, file, size ?? input.length);
     if (!d.ok) return fail(d.problems);
     text = d.text;
   }

@@ -1,0 +1,104 @@
+// Rules that span files of one checkout: manifests name roles that exist, bind every volume a
+// role declares, give `address: true` roles an address pool. Pure: takes {path, text}, reads nothing.
+// It checks the checkout as it is: a manifest pins a commit whose roles/ may differ from this tree.
+import { NAME_PATTERN, type Manifest, type Role } from "./schema.ts";
+import { analyze, byPosition, type Locate, type Problem } from "./parse.ts";
+import { didYouMean } from "./suggest.ts";
+import type { Seg } from "./explain.ts";
+
+/** One file of the checkout; `path` is relative to it ("manifests/production.yaml"); `size` when `text` is cut short. */
+export interface RepoFile { path: string; text: string | Uint8Array; size?: number }
+
+interface Loaded<T> { name: string; file: string; value?: T; locate: Locate }
+
+const NAME = new RegExp(NAME_PATTERN);
+const NAME_RULE = "lowercase letters, digits and '-', starting with a letter, at most 63 characters";
+
+/**
+ * Every problem in manifests/*.yaml and roles/*.yaml of one checkout, sorted by file and position;
+ * [] when the checkout is valid. Files outside manifests/ and roles/ are ignored.
+ */
+export function validateRepo(files: readonly RepoFile[]): Problem[] {
+  const problems: Problem[] = [];
+  const manifests: Loaded<Manifest>[] = [];
+  const roles = new Map<string, Loaded<Role>>();
+  for (const f of files) {
+    const m = /^(manifests|roles)\/([^/]+?)\.(yaml|yml)$/.exec(f.path);
+    if (!m) continue;
+    const [, dir, name, ext] = m as unknown as [string, "manifests" | "roles", string, string];
+    const what = dir === "manifests" ? "environment" : "role";
+    if (ext === "yml") {
+      problems.push(whole(f.path, `the agent reads only ${dir}/<${what}>.yaml: rename this file to ${dir}/${name}.yaml`));
+      continue;
+    }
+    if (!NAME.test(name)) {
+      problems.push(whole(f.path, `'${name}' is not a valid ${what} name (the file name is the ${what}'s name): use ${NAME_RULE}`));
+    }
+    const a = analyze(dir === "manifests" ? "manifest" : "role", f.text, f.path, f.size);
+    if (!a.result.ok) problems.push(...a.result.problems);
+    const loaded = { name, file: f.path, value: a.result.ok ? a.result.value : undefined, locate: a.locate };
+    if (dir === "manifests") manifests.push(loaded as Loaded<Manifest>);
+    else roles.set(name, loaded as Loaded<Role>);
+  }
+  for (const r of roles.values()) if (r.value) problems.push(...roleProblems(r as Required<Loaded<Role>>));
+  for (const m of manifests) if (m.value) problems.push(...bindingProblems(m as Required<Loaded<Manifest>>, roles));
+  return problems.sort(byPosition);
+}
+
+function whole(file: string, message: string): Problem {
+  return { file, line: 0, column: 0, path: "", message };
+}
+
+/** One manifest against the roles it binds. */
+function bindingProblems(m: Required<Loaded<Manifest>>, roles: Map<string, Loaded<Role>>): Problem[] {
+  const out: Problem[] = [];
+  const at = (path: Seg[], where: "key" | "value", message: string) =>
+    out.push({ file: m.file, ...m.locate(path, where), path: path.join("."), message });
+  for (const [name, binding] of Object.entries(m.value.roles)) {
+    const role = roles.get(name);
+    if (!role) {
+      at(["roles", name], "key", `role '${name}' has no file roles/${name}.yaml${didYouMean(name, [...roles.keys()])}`);
+      continue;
+    }
+    if (!role.value) continue;    // its own problems are reported with its file
+    const declared = Object.keys(role.value.volumes);
+    for (const v of declared) {
+      if (binding.volumes?.[v]) continue;
+      at(["roles", name, "volumes", v], "key",
+        `role '${name}' declares volume '${v}' (${role.file}) but this environment does not bind it: ` +
+        `add volumes: { ${v}: { id: vol-... } } or { ${v}: { tag: { Name: ... } } } under roles.${name}`);
+    }
+    for (const v of Object.keys(binding.volumes ?? {})) {
+      if (declared.includes(v)) continue;
+      const known = declared.length ? `it declares ${declared.map((d) => `'${d}'`).join(", ")}` : "it declares no volumes";
+      at(["roles", name, "volumes", v], "key",
+        `role '${name}' declares no volume '${v}' in ${role.file}${didYouMean(v, declared) || `; ${known}`}`);
+    }
+    const pool = binding.addresses ?? [];
+    if (role.value.address && pool.length === 0) {
+      at(["roles", name, "addresses"], "key",
+        `role '${name}' takes an Elastic IP (address: true in ${role.file}) but this environment has no pool: ` +
+        `add addresses: [eipalloc-...] under roles.${name}`);
+    }
+    if (!role.value.address && pool.length > 0) {
+      at(["roles", name, "addresses"], "key",
+        `role '${name}' does not take an Elastic IP: set address: true in ${role.file}, or remove these addresses`);
+    }
+  }
+  return out;
+}
+
+/** Rules inside one role that the schema cannot say: two processes cannot front the same port. */
+function roleProblems(r: Required<Loaded<Role>>): Problem[] {
+  const out: Problem[] = [];
+  const ports = new Map<number, string>();
+  for (const [name, p] of Object.entries(r.value.processes)) {
+    if (!p.http) continue;
+    const other = ports.get(p.http.port);
+    if (other) {
+      out.push({ file: r.file, ...r.locate(["processes", name, "http", "port"], "value"), path: `processes.${name}.http.port`,
+        message: `port ${p.http.port} is already fronted for process '${other}': give each process its own port` });
+    } else ports.set(p.http.port, name);
+  }
+  return out;
+}
