@@ -2,7 +2,7 @@
 // and error codes, throttling and 5xx faults, attach delay, and (as root) the loop device and
 // by-id link behind an attached volume.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdtempSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -10,7 +10,11 @@ import {
   DescribeTagsCommand, DescribeVolumesCommand, DetachVolumeCommand, EC2Client,
 } from "@aws-sdk/client-ec2";
 import { startEc2, type Ec2Server } from "../servers/ec2.ts";
-import { blockDeviceSize, byIdLinkName, isRoot, loopDevicesFor } from "../servers/loop.ts";
+import { blockDeviceSize, byIdLinkName, isRoot, loopDevicesFor, mountsOf } from "../servers/loop.ts";
+import { exec } from "../../agent/host/exec.ts";
+
+const root = isRoot();
+if (!root) console.log("servers-ec2: not root: loop device and mount tests skip (attachments stay API-only)");
 
 let dir: string;
 let ec2: Ec2Server;
@@ -45,7 +49,7 @@ async function volumeState(client: EC2Client, id: string) {
 
 async function waitAttached(client: EC2Client, id: string) {
   for (let i = 0; i < 200; i++) {
-    const v = await volumeState(client, id);
+    const v = (await client.send(new DescribeVolumesCommand({ VolumeIds: [id] }))).Volumes?.[0];
     if (v?.Attachments?.[0]?.State === "attached") return v;
     await Bun.sleep(20);
   }
@@ -147,8 +151,8 @@ describe("EC2 stand-in with the real EC2Client", () => {
       ec2.faults.attachDelayMs = 0;
     }
     const link = join(dir, "by-id", "nvme-Amazon_Elastic_Block_Store_vol0d1");
-    if (!isRoot()) {
-      console.log("skip: not root, so no loop device or by-id link is made (API state only)");
+    if (!root) {
+      console.log("not root: no loop device or by-id link is made (API state only)");
       expect(existsSync(link)).toBe(false);
       return;
     }
@@ -200,7 +204,7 @@ describe("EC2 stand-in with the real EC2Client", () => {
 });
 
 describe("stop() and the command line", () => {
-  test("stop() detaches every loop device and removes the by-id links", async () => {
+  test.skipIf(!root)("stop() detaches every loop device and removes the by-id links", async () => {
     const d = mkdtempSync(join(tmpdir(), "ec2-stop-"));
     const s = await startEc2({ dataDir: join(d, "data"), byIdDir: join(d, "by-id") });
     try {
@@ -211,14 +215,55 @@ describe("stop() and the command line", () => {
       for (let i = 0; i < 200 && s.volumes.get("vol-0s1")?.attachment?.state !== "attached"; i++) await Bun.sleep(20);
       expect(s.volumes.get("vol-0s1")?.attachment?.state).toBe("attached");
       const link = join(d, "by-id", byIdLinkName("vol-0s1"));
-      if (!isRoot()) {
-        console.log("skip: not root, so no loop device to detach");
-        return;
-      }
       expect((await loopDevicesFor(s.backingFile("vol-0s1"))).length).toBe(1);
       await s.stop();
       expect(await loopDevicesFor(s.backingFile("vol-0s1"))).toEqual([]);
       expect(existsSync(link)).toBe(false);
+    } finally {
+      await s.stop();
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  test.skipIf(!root)("stop() unmounts a filesystem mounted from an attached volume; several attach at once", async () => {
+    const d = mkdtempSync(join(tmpdir(), "ec2-mounted-"));
+    const s = await startEc2({ dataDir: join(d, "data"), byIdDir: join(d, "by-id") });
+    const mnt = join(d, "mnt");
+    try {
+      s.addInstance({ id: "i-0m", zone: "us-east-1a", tags: {} });
+      const ids = ["vol-0m1", "vol-0m2", "vol-0m3"];
+      for (const id of ids) s.addVolume({ id, zone: "us-east-1a", sizeMiB: 8 });
+      const c = new EC2Client({ region: "us-east-1", endpoint: s.url, credentials, maxAttempts: 1 });
+      await Promise.all(ids.map((VolumeId, n) => c.send(new AttachVolumeCommand({ VolumeId, InstanceId: "i-0m", Device: `/dev/sd${"fgh"[n]}` }))));
+      for (const id of ids) await waitAttached(c, id);
+      const devices = ids.map((id) => readlinkSync(join(d, "by-id", byIdLinkName(id))));
+      expect(new Set(devices).size).toBe(3);
+      const link = join(d, "by-id", byIdLinkName("vol-0m1"));
+      expect((await exec(["mkfs.ext4", "-q", "-F", link])).code).toBe(0);
+      mkdirSync(mnt);
+      expect((await exec(["mount", link, mnt])).code).toBe(0);
+      expect(mountsOf(devices[0]!)).toEqual([mnt]);
+      await s.stop();
+      expect(mountsOf(devices[0]!)).toEqual([]);
+      for (const id of ids) expect(await loopDevicesFor(s.backingFile(id))).toEqual([]);
+    } finally {
+      await s.stop();
+      await exec(["umount", mnt]);
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  test("loopDevices: false keeps attachments API-only", async () => {
+    const d = mkdtempSync(join(tmpdir(), "ec2-nonroot-"));
+    const s = await startEc2({ dataDir: join(d, "data"), byIdDir: join(d, "by-id"), loopDevices: false });
+    try {
+      s.addInstance({ id: "i-0n", zone: "us-east-1a", tags: {} });
+      s.addVolume({ id: "vol-0n1", zone: "us-east-1a", sizeMiB: 4 });
+      const c = new EC2Client({ region: "us-east-1", endpoint: s.url, credentials, maxAttempts: 1 });
+      await c.send(new AttachVolumeCommand({ VolumeId: "vol-0n1", InstanceId: "i-0n", Device: "/dev/sdf" }));
+      await waitAttached(c, "vol-0n1");
+      expect(existsSync(join(d, "by-id", byIdLinkName("vol-0n1")))).toBe(false);
+      expect(s.volumes.get("vol-0n1")?.attachment?.loop).toBeUndefined();
     } finally {
       await s.stop();
       rmSync(d, { recursive: true, force: true });
@@ -243,9 +288,17 @@ describe("stop() and the command line", () => {
       const addr = await c.send(new DescribeAddressesCommand({ PublicIps: ["198.51.100.7"] }));
       expect(addr.Addresses?.[0]?.AllocationId).toBe("eipalloc-0cli");
       expect(existsSync(join(d, "data", "vol-0cli.img"))).toBe(true);
+      await c.send(new AttachVolumeCommand({ VolumeId: "vol-0cli", InstanceId: "i-0cli", Device: "/dev/sdf" }));
+      await waitAttached(c, "vol-0cli");
     } finally {
       p.kill("SIGTERM");
       expect(await p.exited).toBe(0);
+    }
+    try {
+      // SIGTERM detached the loop device it made.
+      expect(await loopDevicesFor(join(d, "data", "vol-0cli.img"))).toEqual([]);
+      expect(existsSync(join(d, "by-id", byIdLinkName("vol-0cli")))).toBe(false);
+    } finally {
       rmSync(d, { recursive: true, force: true });
     }
   });
