@@ -139,7 +139,10 @@ export async function applyVolume(ctx: CloudContext, a: VolumeAction): Promise<v
       if (probe.fsType === a.fs) return; // already formatted: nothing to do
       // SAFETY: never format a device that has any filesystem, RAID, LVM or partition signature.
       // makeFilesystem probes once more right before mkfs and refuses too.
-      if (!probe.blank) throw AgentError.terminal("DeviceNotBlank", `${dev} (${a.volumeId}) has ${probe.signatures.join(", ")}; it is never formatted: clear it yourself if its data is unwanted`);
+      if (!probe.blank) {
+        throw AgentError.terminal(probe.fsType ? "FilesystemMismatch" : "DeviceNotBlank",
+          `${dev} (${a.volumeId}) has ${probe.signatures.join(", ")}, not ${a.fs}; it is never formatted: change the role's fs, or clear the device yourself if its data is unwanted`);
+      }
       log.info("formatting", { volume: a.volumeId, device: dev, fs: a.fs });
       await makeFilesystem(dev, a.fs);
       return;

@@ -82,7 +82,7 @@ export async function probeDevice(device: string): Promise<Probe> {
     throw new AgentError("DeviceProbeFailed", `blkid -p ${device} failed (exit ${b.code}): ${b.stderr.trim()}; check the device and retry`);
   }
   const kv = Object.fromEntries(b.stdout.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
-  const w = await exec(["wipefs", "-n", "--noheadings", "-o", "TYPE", device], { timeoutMs: 30_000 });
+  const w = await exec(["wipefs", "--no-act", "--noheadings", "--output", "TYPE", device], { timeoutMs: 30_000 });
   if (w.code !== 0) {
     throw new AgentError("DeviceProbeFailed", `wipefs -n ${device} failed (exit ${w.code}): ${w.stderr.trim()}; check the device and retry`);
   }
