@@ -83,7 +83,7 @@ export function analyze<K extends FileKind>(kind: K, input: string | Uint8Array,
     return fail(doc.errors.map((e) => ({ file, ...pos(e.pos[0]), path: "", message: yamlMessage(e.code, e.message) })));
   }
   const locate: Locate = (path, at) => locateIn(doc, path, at, pos);
-  const dups = duplicateKeys(doc, pos);
+  const dups = yamlTraps(doc, pos);
   if (dups.length) return fail(dups.map((r) => problem(r, locate)), locate);
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
     return fail([{ file, line: 0, column: 0, path: "", message: `file is empty: expected ${EXPECTED[kind]}` }], locate);
@@ -116,8 +116,8 @@ function yamlMessage(code: string, message: string): string {
 
 type Pos = (offset: number) => { line: number; column: number };
 
-/** Keys that appear twice in one mapping: YAML would silently keep the last one. */
-function duplicateKeys(doc: Document, pos: Pos): RawProblem[] {
+/** Keys that appear twice in one mapping (YAML would silently keep the last one), and aliases without an anchor. */
+function yamlTraps(doc: Document, pos: Pos): RawProblem[] {
   const out: RawProblem[] = [];
   const walk = (node: unknown, path: Seg[]) => {
     if (isMap(node)) {
@@ -131,6 +131,9 @@ function duplicateKeys(doc: Document, pos: Pos): RawProblem[] {
         walk(pair.value, [...path, key]);
       }
     } else if (isSeq(node)) node.items.forEach((item, i) => walk(item, [...path, i]));
+    else if (isAlias(node) && !node.resolve(doc)) {
+      out.push({ path, at: "value", message: `YAML alias *${node.source} has no anchor &${node.source} before it` });
+    }
   };
   walk(doc.contents, []);
   return out;
