@@ -12,8 +12,10 @@ export function redact(text: string, secrets: (string | undefined | null)[]): st
 /** Map an error from isomorphic-git, fetch or the file system to an AgentError. */
 export function sourceError(e: unknown, what: string, url: string, secrets: (string | undefined | null)[]): AgentError {
   if (e instanceof AgentError) return e;
-  const err = e as { code?: string; name?: string; message?: string; data?: { statusCode?: number } };
-  const msg = redact(String(err?.message ?? e), secrets);
+  const err = e as { code?: string; name?: string; message?: string; data?: { statusCode?: number }; errors?: unknown[] };
+  // isomorphic-git's checkout wraps per-file failures in a MultipleGitError: look inside.
+  const inner = Array.isArray(err?.errors) ? err.errors as { code?: string; message?: string }[] : [];
+  const msg = redact([String(err?.message ?? e), ...inner.map((x) => `${x?.code ?? ""} ${x?.message ?? x}`)].join("; "), secrets);
   const cleanUrl = redact(url.replace(/\/\/[^@/]*@/, "//"), secrets);
   const status = err?.code === "HttpError" ? err.data?.statusCode : undefined;
   if (status === 401 || status === 403) {
