@@ -145,5 +145,6 @@ describe("did you mean", () => {
     expect(editDistance("kitten", "sitting")).toBe(3);
     expect(editDistance("", "abc")).toBe(3);
     expect(editDistance("same", "same")).toBe(0);
+    expect(editDistance("wbe", "web")).toBe(1);
   });
 });
