@@ -163,3 +163,20 @@ test("as root: the role's user is created and setup runs as it", async () => {
     Bun.spawnSync(["userdel", name]);
   }
 });
+
+test("agent history lists the releases newest first, as text and JSON", async () => {
+  const state = join(dir, "retain");   // written by the retention test
+  const main = join(import.meta.dir, "../../agent/main.ts");
+  const run = (...args: string[]) => Bun.spawnSync([process.execPath, main, "history", ...args], { stdout: "pipe", stderr: "pipe" });
+  const json = run("--json", "--state-dir", state);
+  expect(json.exitCode).toBe(0);
+  const list = JSON.parse(json.stdout.toString());
+  expect(list.length).toBe(12);
+  expect(list[0].commit).toBe("0c".repeat(20));
+  expect(list.filter((e: { state: string }) => e.state === "failed").length).toBe(4);
+  const text = run("--state-dir", state);
+  expect(text.stdout.toString()).toContain("SetupFailed");
+  expect(text.stdout.toString().split("\n")[0]).toContain("0c0c0c0c0c0c");
+  expect(run("--help").stdout.toString()).toContain("Example");
+  expect(run("--state-dir", join(dir, "nowhere")).exitCode).toBe(1);
+});
