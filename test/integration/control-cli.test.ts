@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer, type Socket } from "node:net";
 import { memoryLogger } from "../../agent/core/log.ts";
 import { startControlServer, type ControlServer } from "../../agent/control/server.ts";
 import { layout } from "../../agent/state/layout.ts";
@@ -82,6 +83,26 @@ describe("control commands", () => {
     const j = JSON.parse((await agent(["status", "--json", "--state-dir", dead])).stdout);
     expect(j.source).toBe("file");
     expect(j.ageMs).toBeGreaterThanOrEqual(192_000);
+  });
+
+  test("status with a wedged daemon (accepts, never answers) falls back to status.json", async () => {
+    const wedged = join(root, "wedged");
+    mkdirSync(wedged, { recursive: true });
+    writeFileSync(layout(wedged).statusFile, JSON.stringify(sampleStatus((s) => { s.writtenAt = Date.now() - 60_000; })));
+    const held: Socket[] = [];
+    const srv = createServer((c) => { held.push(c); });
+    await new Promise<void>((r) => srv.listen(layout(wedged).socket, r));
+    try {
+      const r = await agent(["status", "--json", "--timeout", "300ms", "--state-dir", wedged]);
+      expect(r.code).toBe(1);
+      const j = JSON.parse(r.stdout);
+      expect(j.source).toBe("file");
+      expect(j.problems[0]).toMatch(/^the daemon is not answering; showing status written 1m\d?s ago$/);
+      expect(held.length).toBe(1);
+    } finally {
+      for (const c of held) c.destroy();
+      await new Promise((r) => srv.close(r));
+    }
   });
 
   test("status with neither daemon nor status.json exits 69 and says what to do", async () => {
