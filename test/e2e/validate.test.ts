@@ -1,0 +1,115 @@
+// `agent validate` and `agent schema` as a CI job runs them: a real process, real files, exit codes.
+import { afterAll, describe, expect, test } from "bun:test";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "../..");
+const BUN = join(ROOT, "node_modules/.bin/bun");
+const tmp = mkdtempSync(join(tmpdir(), "agent-validate-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function agent(args: string[], cwd = ROOT) {
+  const p = Bun.spawn([BUN, join(ROOT, "agent/main.ts"), ...args], { cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { stdout, stderr, code };
+}
+
+function copyOfRepo(name: string): string {
+  const dir = join(tmp, name);
+  cpSync(join(ROOT, "manifests"), join(dir, "manifests"), { recursive: true });
+  cpSync(join(ROOT, "roles"), join(dir, "roles"), { recursive: true });
+  return dir;
+}
+
+describe("agent validate", () => {
+  test("the project's own manifests/ and roles/ are valid: exit 0", async () => {
+    const r = await agent(["validate"]);
+    expect(r.stdout).toBe("5 files, 0 problems\n");
+    expect(r.code).toBe(0);
+  });
+
+  test("a broken copy: exit 1, one file:line:column line per problem, then the summary", async () => {
+    const dir = copyOfRepo("broken");
+    const prod = join(dir, "manifests/production.yaml");
+    writeFileSync(prod, readFileSync(prod, "utf8").replace(/^commit: .*$/m, "commit: 4af099a").replace("poll: 30s", "poll: 30 seconds"));
+    writeFileSync(join(dir, "roles/db.yaml"), readFileSync(join(dir, "roles/db.yaml"), "utf8").replace("  data: {", "  store: {"));
+    const r = await agent(["validate", dir]);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.trimEnd().split("\n");
+    const m = (s: string) => `${dir}/manifests/production.yaml:${s}`;
+    expect(lines).toEqual([
+      m('4:9: commit: must be a full 40-character hex commit id (git rev-parse HEAD) (got "4af099a")'),
+      m('5:7: poll: must be a duration like 500ms, 30s, 2m or 1h (got "30 seconds")'),
+      `${dir}/manifests/staging.yaml:12:5: roles.db.volumes.store: role 'db' declares volume 'store' (roles/db.yaml) but this environment does not bind it: add volumes: { store: { id: vol-... } } or { store: { tag: { Name: ... } } } under roles.db`,
+      `${dir}/manifests/staging.yaml:13:7: roles.db.volumes.data: role 'db' declares no volume 'data' in roles/db.yaml; it declares 'store'`,
+      "5 files, 4 problems",
+    ]);
+  });
+
+  test("--json: files and problems with file, line, column, path, message", async () => {
+    const dir = copyOfRepo("json");
+    writeFileSync(join(dir, "roles/worker.yaml"), "processes:\n  worker:\n    run: bun app/worker.ts\n    restart: sometimes\n");
+    const r = await agent(["validate", "--json", dir]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toEqual({
+      files: 5,
+      problems: [{ file: `${dir}/roles/worker.yaml`, line: 4, column: 14, path: "processes.worker.restart",
+        message: 'must be "always", "on-failure" or "never", got "sometimes"' }],
+    });
+  });
+
+  test("a 10 MB file and a binary file are refused without parsing", async () => {
+    const dir = copyOfRepo("junk");
+    writeFileSync(join(dir, "manifests/huge.yaml"), Buffer.alloc(10 * 1024 * 1024, "a"));
+    writeFileSync(join(dir, "roles/blob.yaml"), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2]));
+    const r = await agent(["validate", dir]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`${dir}/manifests/huge.yaml: file is 10.0 MiB, over the 1 MiB limit`);
+    expect(r.stdout).toContain(`${dir}/roles/blob.yaml: not a text file (it contains NUL bytes)`);
+    expect(r.stdout).toEndWith("7 files, 2 problems\n");
+  });
+
+  test("usage errors exit 2 with a clear message on stderr", async () => {
+    const missing = await agent(["validate", join(tmp, "nope")]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("is not a directory: pass the root of a checkout that has manifests/ and roles/");
+    mkdirSync(join(tmp, "empty"));
+    const empty = await agent(["validate", join(tmp, "empty")]);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain("has neither manifests/ nor roles/");
+    expect((await agent(["validate", "a", "b"])).code).toBe(2);
+  });
+
+  test("--help shows usage and an example", async () => {
+    const r = await agent(["validate", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Usage: agent validate [DIR]");
+    expect(r.stdout).toContain("agent validate ");
+  });
+});
+
+describe("agent schema", () => {
+  test("no argument: one JSON object with the three schemas", async () => {
+    const r = await agent(["schema"]);
+    expect(r.code).toBe(0);
+    const all = JSON.parse(r.stdout);
+    expect(Object.keys(all)).toEqual(["manifest", "role", "config"]);
+    expect(all.manifest.required).toEqual(["commit"]);
+  });
+
+  test("one format, and --out writes files an editor can point at", async () => {
+    const role = JSON.parse((await agent(["schema", "role"])).stdout);
+    expect(role.$id).toBe("role.json");
+    const out = join(tmp, "schema");
+    expect((await agent(["schema", "--out", out])).code).toBe(0);
+    for (const k of ["manifest", "role", "config"]) expect(existsSync(join(out, `${k}.json`))).toBe(true);
+    expect(JSON.parse(readFileSync(join(out, "role.json"), "utf8"))).toEqual(role);
+  });
+
+  test("an unknown format is a usage error", async () => {
+    const r = await agent(["schema", "manifests"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown file format 'manifests': expected manifest, role, config");
+  });
+});
