@@ -1,15 +1,42 @@
-import { notYet, CONFIG_HELP } from "./command.ts";
+import { createLogger } from "../core/log.ts";
+import { newMemory, tick } from "../loop/tick.ts";
+import { wire } from "../loop/wire.ts";
+import { loadConfig } from "./config.ts";
+import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 
-const help = `Usage: agent once [--config FILE]
+const help = `Usage: agent once [--config FILE] [--json]
 
-one reconcile tick in the foreground; exit 0 when converged.
+Run one reconcile tick in the foreground: read the manifest at the branch tip, prepare and
+switch to the pinned commit, start the role's processes and wait for them to be healthy.
+Processes keep running after it exits (a later \`agent run\` adopts them).
+
+Exit codes: 0 converged; 1 not converged (the reason is printed); 2 usage.
 
 Options:
 ${CONFIG_HELP}
+      --json         print the status JSON instead of a sentence
   -h, --help         show this help
 
 Example:
-  agent once && echo converged
+  agent once --config /etc/agent/agent.yaml && echo converged
 `;
 
-export const once = notYet("once", "one reconcile tick in the foreground; exit 0 when converged", help, "a one-shot reconcile");
+export const once: Command = {
+  name: "once",
+  summary: "one reconcile tick in the foreground; exit 0 when converged",
+  help,
+  async run(argv) {
+    const a = parse(argv, { ...CONFIG_OPTION, json: { type: "boolean" } });
+    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
+    const config = loadConfig(a.values.config);
+    const log = createLogger("agent");
+    const w = wire(config, log);
+    w.supervisor.adopt();
+    const r = await tick(w.ports, newMemory(), { mode: "once" });
+    w.supervisor.detach();       // processes keep running; the next agent adopts them
+    if (a.values.json) process.stdout.write(JSON.stringify(r.status, null, 2) + "\n");
+    else if (r.converged) process.stdout.write(`converged: ${r.status.current.commit?.slice(0, 12)} ${r.status.current.subject ?? ""}\n`);
+    else process.stderr.write(`not converged (${r.status.phase}): ${r.error ? `${r.error.reason}: ${r.error.message}` : "processes or resources not ready yet"}\n`);
+    return r.converged ? EXIT.ok : EXIT.failed;
+  },
+};

@@ -1,8 +1,23 @@
-import { notYet, CONFIG_HELP } from "./command.ts";
+import { createLogger } from "../core/log.ts";
+import { errorMessage } from "../core/errors.ts";
+import { startControlServer } from "../control/server.ts";
+import { createDaemon } from "../loop/daemon.ts";
+import { wire } from "../loop/wire.ts";
+import { createAgentMetrics } from "../metrics/agent.ts";
+import { startMetricsServer } from "../metrics/server.ts";
+import { VERSION } from "../core/version.ts";
+import { loadConfig } from "./config.ts";
+import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 
 const help = `Usage: agent run [--config FILE]
 
-run the daemon: reconcile forever, supervise processes, serve the control socket.
+The daemon: reconcile forever (poll the branch tip every \`poll\` of the manifest, with jitter),
+supervise the role's processes, and answer \`agent status\`, \`sync\`, \`pause\`, \`resume\` and
+\`rollback\` on the control socket (<stateDir>/agent.sock). Logs are JSON lines on stderr when
+not on a terminal (journald), readable text on a terminal.
+
+On SIGTERM or SIGINT it stops converging and exits, leaving the applications running; the next
+\`agent run\` adopts them (the systemd unit uses KillMode=process for this).
 
 Options:
 ${CONFIG_HELP}
@@ -10,6 +25,60 @@ ${CONFIG_HELP}
 
 Example:
   agent run --config /etc/agent/agent.yaml
+  systemctl enable --now agent      # scripts/agent.service
 `;
 
-export const run = notYet("run", "run the daemon: reconcile forever, supervise processes, serve the control socket", help, "the reconcile daemon");
+export const run: Command = {
+  name: "run",
+  summary: "run the daemon: reconcile forever, supervise processes, serve the control socket",
+  help,
+  async run(argv) {
+    const a = parse(argv, { ...CONFIG_OPTION });
+    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
+    const config = loadConfig(a.values.config);
+    const log = createLogger("agent");
+    const metrics = createAgentMetrics({ version: VERSION });
+    const w = wire(config, log, { onProcessEvent: (e) => { if (e.kind === "start" && restarted.delete(e.name)) metrics.processRestarts.inc({ process: e.name }); if (e.kind === "exit" && !e.requested) restarted.add(e.name); } });
+    const restarted = new Set<string>();
+    const daemon = createDaemon(w.ports, {
+      goodReleases: w.goodReleases,
+      onTick: (r) => {
+        metrics.recordTick(r.error ? "error" : "ok", r.status.lastTick.durationMs, Date.now());
+        if (r.deploy) metrics.deploys.inc({ result: r.deploy });
+        metrics.setCurrentCommit(r.status.current.commit, r.status.instance.role, r.status.instance.environment);
+        metrics.paused.set(r.status.phase === "paused" ? 1 : 0);
+      },
+    });
+    let control;
+    try {
+      // The socket is also the single-instance guard: adopt processes only once we own it.
+      control = await startControlServer({ socketPath: w.ports.layout.socket, handlers: daemon.handlers, log: log.child("control") });
+    } catch (e) {
+      w.supervisor.detach();
+      process.stderr.write(`agent run: ${errorMessage(e)}\n`);
+      return EXIT.failed;
+    }
+    let metricsServer = null;
+    try {
+      metricsServer = startMetricsServer(config.control.metrics, metrics.registry, log.child("metrics"));
+    } catch (e) {
+      log.warn("metrics not served", { address: config.control.metrics, error: errorMessage(e) });
+    }
+    const adopted = w.supervisor.adopt();
+    const done = daemon.start();
+    log.info("started", { config: config.path, stateDir: config.stateDir, repo: config.repo, branch: config.branch,
+      adopted: adopted.adopted.length, dropped: adopted.dropped.length, pid: process.pid });
+
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => { log.info("stopping; processes keep running", { signal: sig }); resolve(); };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+    });
+    daemon.stop();
+    await Promise.race([done, Bun.sleep(10_000)]);
+    await control.stop();
+    await metricsServer?.stop();
+    w.supervisor.detach();
+    return EXIT.ok;
+  },
+};

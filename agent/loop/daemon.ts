@@ -16,8 +16,8 @@ export interface DaemonHooks {
 
 export interface Daemon {
   handlers: ControlHandlers;
-  /** Resolves when stop() was called and the current tick finished. */
-  done: Promise<void>;
+  /** Begin ticking; resolves when stop() was called and the current tick finished. */
+  start(): Promise<void>;
   stop(): void;
 }
 
@@ -28,7 +28,7 @@ export function nextPollDelay(pollMs: number, random: number): number {
   return Math.round(pollMs * (0.9 + 0.2 * random));
 }
 
-export function startDaemon(p: Ports, hooks: DaemonHooks): Daemon {
+export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   const log = p.log.child("loop");
   const mem = newMemory();
   let stopping = false;
@@ -103,7 +103,6 @@ export function startDaemon(p: Ports, hooks: DaemonHooks): Daemon {
     }
   }
 
-  const done = loop().catch((e) => { log.error("the loop stopped", { error: errorMessage(e) }); });
 
   const handlers: ControlHandlers = {
     status: () => last ?? readLast(),
@@ -141,7 +140,7 @@ export function startDaemon(p: Ports, hooks: DaemonHooks): Daemon {
 
   return {
     handlers,
-    done,
+    start: () => loop().catch((e) => { log.error("the loop stopped", { error: errorMessage(e) }); }),
     stop() { stopping = true; running?.abort(); wake?.(); },
   };
 }

@@ -9,7 +9,7 @@ import { desiredCommit, planRelease, type ReleaseAction } from "../plan/release.
 import type { ActionBase } from "../plan/types.ts";
 import type { Phase, ResourceStatus, Status } from "../status/types.ts";
 import { VERSION } from "../core/version.ts";
-import { confirm, cutover, deployError, rollback, type Side } from "./deploy.ts";
+import { confirm, cutover, deployError, rollback, type DeployOutcome, type Side } from "./deploy.ts";
 import type { Identity, Ports } from "./ports.ts";
 
 /** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
@@ -32,6 +32,8 @@ export interface TickResult {
   converged: boolean;
   actions: ActionBase[];
   error: AgentError | null;
+  /** How a deploy in this tick ended, if one happened. */
+  deploy: "success" | "rolled_back" | "failed" | null;
 }
 
 export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<TickResult> {
@@ -49,6 +51,8 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
   };
   const planned: ActionBase[] = [];
   let error: AgentError | null = null;
+  let deploy: TickResult["deploy"] = null;
+  const ended = (out: DeployOutcome) => { deploy = out.ok ? "success" : out.rolledBackTo ? "rolled_back" : "failed"; return out; };
   const report = (phase: Phase) => { status.phase = phase; if (!opts.dryRun) writeStatus(p, status); opts.onStatus?.(status); };
 
   try {
@@ -135,16 +139,16 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
         await p.releases.prepare(action.commit, role, bindingEnv, signal);
       } else if (action.kind === "release.cutover") {
         report("cutover");
-        const out = await cutover(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(action.from), signal);
-        if (!out.ok) throw deployError(out);
+        const out = ended(await cutover(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(action.from), signal));
+        if (!out.ok) { error = deployError(out); break; }
       } else if (action.kind === "release.confirm") {
         report("waiting");
-        const out = await confirm(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(action.from), action.startedAt, healthDeadline(role), signal);
-        if (!out.ok) throw deployError(out);
+        const out = ended(await confirm(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(action.from), action.startedAt, healthDeadline(role), signal));
+        if (!out.ok) { error = deployError(out); break; }
       } else if (action.kind === "release.rollback") {
         report("cutover");
-        const out = await rollback(p, action.commit, await sideOf(action.to), action.why, "the commit is marked bad on this node");
-        if (!out.ok) throw deployError(out);
+        const out = ended(await rollback(p, action.commit, await sideOf(action.to), action.why, "the commit is marked bad on this node"));
+        if (!out.ok) { error = deployError(out); break; }
       }
     }
 
@@ -153,6 +157,12 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     if (now && volumesReady && !p.store.get().deploying) {
       const side = (await sideOf(now))!;
       await p.processes.ensure(side.commit, side.role, side.env);
+      // `agent once` answers "converged?" for processes it may have just adopted or restarted:
+      // give them their health deadline before answering.
+      if (opts.mode === "once") {
+        const until = p.clock.now() + healthDeadline(side.role);
+        while (!p.processes.healthy(side.commit) && p.clock.now() < until) await p.clock.sleep(100, signal);
+      }
     }
     // 7. the address, only once the processes can serve
     const addr = p.cloud?.address(role, manifest, identity) ?? null;
@@ -183,7 +193,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     status.writtenAt = p.clock.now();
     if (!opts.dryRun) writeStatus(p, status);
     opts.onStatus?.(status);
-    return { status, converged, actions: planned, error };
+    return { status, converged, actions: planned, error, deploy };
   }
 }
 

@@ -1,0 +1,104 @@
+// The processes port: turns a role's `processes:` at a commit into supervisor specs (argv, cwd,
+// env, port, user) and moves them between releases. Ports are stable per (commit, process) so a
+// level-based ensure() never restarts a process just because a tick ran again.
+import { join } from "node:path";
+import type { Logger } from "../core/log.ts";
+import { splitArgs } from "../host/exec.ts";
+import { lookupUser, SystemUsers, isRoot, type UnixUser } from "../host/users.ts";
+import type { Role } from "../manifest/schema.ts";
+import type { Layout } from "../state/layout.ts";
+import type { StateStore } from "../state/store.ts";
+import type { ProcessSpec, Supervisor } from "../supervisor/index.ts";
+import type { ProcessesPort } from "./ports.ts";
+
+/** Variables of the agent's own environment that processes inherit; everything else comes from the role. */
+const INHERITED = ["PATH", "LANG", "LC_ALL", "TZ"];
+
+export class ProcessesAdapter implements ProcessesPort {
+  private ports = new Map<string, number>();          // `${commit}:${name}` -> port
+  private users = new Map<string, UnixUser | null>();
+
+  constructor(private sup: Supervisor, private layout: Layout, private store: StateStore, private log: Logger) {
+    for (const r of store.get().processes) if (r.port) this.ports.set(`${r.commit}:${r.name}`, r.port);
+  }
+
+  async specs(commit: string, role: Role, bindingEnv: Record<string, string>): Promise<ProcessSpec[]> {
+    const releaseDir = this.layout.release(commit);
+    const base: Record<string, string> = {};
+    for (const k of INHERITED) if (process.env[k]) base[k] = process.env[k]!;
+    const out: ProcessSpec[] = [];
+    for (const [pname, proc] of Object.entries(role.processes)) {
+      const user = await this.userFor(proc.user ?? role.user);
+      for (let i = 0; i < proc.instances; i++) {
+        const name = i === 0 ? pname : `${pname}#${i}`;
+        const port = proc.http ? proc.http.port + i : needsPort(proc) ? await this.portFor(commit, name) : undefined;
+        out.push({
+          name, process: pname, instance: i, commit, releaseDir,
+          argv: splitArgs(proc.run),
+          cwd: proc.cwd ? join(releaseDir, proc.cwd) : releaseDir,
+          env: { ...base, HOME: releaseDir, ...bindingEnv, ...proc.env, ...(port ? { PORT: String(port) } : {}) },
+          port, user: user ?? undefined,
+          restart: proc.restart, stop: { signal: proc.stop.signal, timeoutMs: proc.stop.timeout },
+          health: proc.health, minUptimeMs: proc.minUptime, logFile: this.layout.processLog(pname),
+        });
+      }
+    }
+    return out;
+  }
+
+  async ensure(commit: string, role: Role, env: Record<string, string>): Promise<void> {
+    this.sup.ensure(await this.specs(commit, role, env));
+  }
+
+  /** Per process: overlap (start new, then stop old) unless it has a fixed port or says overlap: false. */
+  async replace(commit: string, role: Role, env: Record<string, string>) {
+    const specs = await this.specs(commit, role, env);
+    const running = this.sup.status();
+    for (const [pname, proc] of Object.entries(role.processes)) {
+      const mine = specs.filter((s) => s.process === pname);
+      const old = running.filter((s) => s.name === pname || s.name.startsWith(`${pname}#`)).map((s) => s.name);
+      const overlap = proc.overlap && !proc.http;
+      this.log.info("restarting in place", { process: pname, commit: commit.slice(0, 12), mode: overlap ? "start-new-then-stop-old" : "stop-then-start" });
+      const r = await this.sup.replace(old, mine, { overlap });
+      if (!r.ok) return r;
+    }
+    this.sup.ensure(specs);   // processes the new role no longer has are stopped
+    return { ok: true as const };
+  }
+
+  stopAll() { return this.sup.stopAll(); }
+  status() { return this.sup.status(); }
+
+  healthy(commit: string): boolean {
+    const st = this.sup.status();
+    return st.every((s) => s.commit === commit && s.healthy) && this.sup.healthy();
+  }
+
+  private async userFor(name: string): Promise<UnixUser | null> {
+    if (!isRoot()) return null;              // not root: everything runs as the agent (status says so)
+    if (!this.users.has(name)) this.users.set(name, name === "root" ? { name, uid: 0, gid: 0 } : (await lookupUser(name)) ?? (await new SystemUsers().ensure(name)));
+    return this.users.get(name)!;
+  }
+
+  private async portFor(commit: string, name: string): Promise<number> {
+    const key = `${commit}:${name}`;
+    let port = this.ports.get(key);
+    if (!port) {
+      port = freePort();
+      this.ports.set(key, port);
+    }
+    return port;
+  }
+}
+
+/** A health check over HTTP or TCP without a fixed port needs a port the agent assigns ($PORT). */
+function needsPort(proc: Role["processes"][string]): boolean {
+  return !!proc.health && ("http" in proc.health ? proc.health.port === undefined : false);
+}
+
+function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}

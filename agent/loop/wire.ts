@@ -1,0 +1,102 @@
+// The one place that builds the real adapters from the node's config: IMDS or a static identity,
+// the git source, the release directories, the supervisor and the AWS steps.
+import { mkdirSync } from "node:fs";
+import { systemClock, type Clock } from "../core/clock.ts";
+import { AgentError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import { exec, splitArgs } from "../host/exec.ts";
+import { isRoot, lookupUser } from "../host/users.ts";
+import type { Config, Role } from "../manifest/schema.ts";
+import { Source, readToken } from "../source/source.ts";
+import { layout, type Layout } from "../state/layout.ts";
+import { currentCommit, listReleases, logToRelease, markRelease, pruneReleases, readRelease, switchCurrent } from "../state/releases.ts";
+import { StateStore } from "../state/store.ts";
+import { Supervisor, type SupervisorEvent } from "../supervisor/index.ts";
+import { prepareRelease } from "../source/prepare.ts";
+import { AptPackages } from "../host/packages.ts";
+import { SystemUsers } from "../host/users.ts";
+import { createImds } from "../cloud/imds.ts";
+import { createEc2 } from "../cloud/ec2.ts";
+import { resolveIdentity } from "../cloud/identity.ts";
+import { ProcessesAdapter } from "./processes.ts";
+import type { IdentityPort, Ports, ReleasesPort } from "./ports.ts";
+
+export interface Wired {
+  ports: Ports;
+  supervisor: Supervisor;
+  goodReleases(): string[];
+}
+
+export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProcessEvent?: (e: SupervisorEvent) => void } = {}): Wired {
+  const clock = opts.clock ?? systemClock;
+  const L = layout(config.stateDir);
+  for (const d of [L.root, L.releases, L.shared, L.logs]) mkdirSync(d, { recursive: true, mode: 0o755 });
+  const store = new StateStore(L.stateFile);
+  // The SDK's default credential chain reads instance-role keys from IMDS: the same one we use.
+  if (config.imds.endpoint) process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = config.imds.endpoint;
+  const ec2For = (region: string) => createEc2({ region, endpoint: config.aws.endpoint });
+
+  const identity: IdentityPort = typeof config.identity === "object"
+    ? { resolve: async () => ({ identity: { ...(config.identity as Exclude<Config["identity"], "imds">) } }) }
+    : {
+      resolve: async (cached) => {
+        const imds = createImds({ endpoint: config.imds.endpoint, timeoutMs: config.imds.timeout });
+        const r = await resolveIdentity({ imds, ec2Factory: ec2For, tagNames: config.tags, cached, now: () => clock.now() });
+        return { identity: r.identity, warning: r.warning };
+      },
+    };
+
+  const token = readToken(config.auth?.tokenFile);
+  const source = new Source({
+    gitdir: L.repo, url: config.repo, branch: config.branch, timeoutMs: 30_000, log: log.child("source"),
+    auth: token ? { username: config.auth?.username ?? "x-access-token", token } : null,
+    allowForcePush: config.allowForcePush,
+  });
+
+  const supervisor = new Supervisor({ clock, log: log.child("supervisor"), store, logs: { maxBytes: 50 * 1024 * 1024, keep: 5 }, onEvent: opts.onProcessEvent });
+  const processes = new ProcessesAdapter(supervisor, L, store, log.child("processes"));
+
+  const packages = new AptPackages(), users = new SystemUsers();
+  const releases: ReleasesPort = {
+    info(commit) {
+      const r = readRelease(L, commit);
+      if (!r) return { state: "missing" };
+      return { state: r.state, failedAt: r.state === "failed" ? r.endedAt ?? r.updatedAt : null, reason: r.reason ?? null, message: r.message ?? null,
+        since: r.activatedAt ? new Date(r.activatedAt).toISOString() : null };
+    },
+    current: () => currentCommit(L),
+    async prepare(commit, role, _env, signal) {
+      const subject = (await source.ensureCommit(commit)).subject;
+      await source.checkout(commit, L, { subject, now: clock.now() });
+      await prepareRelease({ layout: L, commit, role, previous: store.get().lastGoodCommit, packages, users, log: log.child("prepare"), signal, now: () => clock.now() });
+    },
+    switchCurrent: (c) => switchCurrent(L, c),
+    mark: (c, state, reason, message) => { markRelease(L, c, state, clock.now(), reason ? { reason, message } : {}); },
+    runHook: (c, role, command, phase, signal) => runHook(L, c, role, command, phase, signal),
+    prune: (inUse) => { pruneReleases(L, inUse); },
+  };
+
+  const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud: null };
+  return {
+    ports, supervisor,
+    goodReleases: () => listReleases(L).filter((r) => r.state === "good" || r.state === "active").map((r) => r.commit),
+  };
+}
+
+/** A hook runs in the release dir, as the role's user, output into the release's log. */
+async function runHook(L: Layout, commit: string, role: Role, command: string, phase: string, signal: AbortSignal): Promise<void> {
+  logToRelease(L, commit, `--- ${phase}: ${command}`);
+  const r = await exec(splitArgs(command), {
+    cwd: L.release(commit), logFile: L.releaseLog(commit), timeoutMs: 10 * 60_000, signal,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: L.release(commit), AGENT_COMMIT: commit, AGENT_RELEASE: L.release(commit) },
+    ...(isRoot() && role.user !== "root" ? await uidOf(role.user) : {}),
+  });
+  if (r.code !== 0) {
+    throw new AgentError("HookFailed", `${phase} hook \`${command}\` ${r.timedOut ? "timed out" : `exited ${r.code ?? r.signal}`}; see ${L.releaseLog(commit)}`);
+  }
+}
+
+async function uidOf(name: string): Promise<{ uid?: number; gid?: number }> {
+  const u = await lookupUser(name);
+  return u ? { uid: u.uid, gid: u.gid } : {};
+}

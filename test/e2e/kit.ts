@@ -1,0 +1,126 @@
+// Shared set-up for end-to-end tests of the compiled binary: a git server holding an ops repo,
+// a state dir, a config, and helpers to run `dist/agent`.
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startGitServer, type GitServer } from "../servers/git.ts";
+import { makeRepo, type TestRepo } from "../fixtures/repo.ts";
+
+export const ROOT = resolve(import.meta.dir, "../..");
+export const AGENT = join(ROOT, "dist/agent");
+export const BUN = process.execPath;
+
+/** Build dist/agent when it is missing or older than the source (scripts/test builds it first). */
+export async function ensureBinary(): Promise<void> {
+  if (existsSync(AGENT) && newestSource(join(ROOT, "agent")) <= statSync(AGENT).mtimeMs) return;
+  const p = Bun.spawn([join(ROOT, "scripts/build")], { stdout: "inherit", stderr: "inherit" });
+  if ((await p.exited) !== 0) throw new Error("scripts/build failed");
+}
+
+/** A small HTTP app: GET /up is 200 unless the file `sick` exists in its release; GET / says which release. */
+export const APP = `
+const port = Number(process.env.PORT ?? 0);
+const fs = require("node:fs");
+Bun.serve({ hostname: "127.0.0.1", port, fetch(req) {
+  const path = new URL(req.url).pathname;
+  if (path === "/up") return fs.existsSync("sick") ? new Response("sick", { status: 503 }) : new Response("ok");
+  return new Response("release " + (process.env.AGENT_COMMIT ?? "?") + " " + (fs.existsSync("VERSION") ? fs.readFileSync("VERSION", "utf8").trim() : ""));
+}});
+console.log("app listening on", port);
+`;
+
+export const role = (extra = "") => `
+processes:
+  web:
+    run: ${BUN} app.ts
+    health: { http: /up, interval: 200ms, timeout: 1s, deadline: 4s }
+    stop: { timeout: 3s }
+  worker:
+    run: ${BUN} -e "setInterval(() => console.log('working'), 1000)"
+    minUptime: 300ms
+${extra}`;
+
+export const manifest = (commit: string, extra = "") => `commit: ${commit}\npoll: 1s\n${extra}`;
+
+export interface Kit {
+  dir: string;
+  state: string;
+  config: string;
+  git: GitServer;
+  repo: TestRepo;
+  /** Commit app files, then a manifest pinning that commit; returns the app commit. */
+  release(files: Record<string, string | null>, message: string): Promise<string>;
+  agent(args: string[], opts?: { timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+  status(): any;
+  stop(): Promise<void>;
+}
+
+export async function makeKit(name: string, roleText = role()): Promise<Kit> {
+  await ensureBinary();
+  const dir = mkdtempSync(join(tmpdir(), `agent-e2e-${name}-`));
+  chmodSync(dir, 0o755);            // the role's user must reach the release directories
+  const repo = await makeRepo(join(dir, "git"), "ops", {
+    "app.ts": APP, "VERSION": "v1\n", "roles/web.yaml": roleText, "manifests/staging.yaml": manifest("0".repeat(40)),
+  });
+  const git = await startGitServer({ root: join(dir, "git") });
+  const state = join(dir, "state");
+  const config = join(dir, "agent.yaml");
+  writeFileSync(config, [
+    `repo: ${git.url}/ops.git`, "branch: main", `stateDir: ${state}`,
+    "identity: { role: web, environment: staging, instanceId: e2e-1 }",
+    "control: { metrics: null }", "",
+  ].join("\n"));
+  const kit: Kit = {
+    dir, state, config, git, repo,
+    async release(files, message) {
+      const commit = await repo.commit(files, message);
+      await repo.commit({ "manifests/staging.yaml": manifest(commit) }, `deploy ${commit.slice(0, 7)}`);
+      return commit;
+    },
+    async agent(args, opts = {}) {
+      const p = Bun.spawn([AGENT, ...args], { env: { ...process.env, AGENT_CONFIG: config, NO_COLOR: "1" }, stdout: "pipe", stderr: "pipe" });
+      const timer = setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+      const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      clearTimeout(timer);
+      return { code, stdout, stderr };
+    },
+    status: () => JSON.parse(readFileSync(join(state, "status.json"), "utf8")),
+    async stop() {
+      await stopApps(state);
+      await git.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return kit;
+}
+
+/** Stop every process group recorded in state.json (the agent leaves applications running). */
+export async function stopApps(state: string): Promise<void> {
+  try {
+    const s = JSON.parse(readFileSync(join(state, "state.json"), "utf8"));
+    for (const p of s.processes ?? []) { try { process.kill(-p.pgid, "SIGKILL"); } catch {} }
+  } catch {}
+  await Bun.sleep(50);
+}
+
+/** Alive and not a zombie (an orphan's zombie may linger where nothing reaps it). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\S+ \(.*\) [ZX] /s.test(stat);
+  } catch { return false; }
+}
+
+export async function get(url: string): Promise<{ status: number; text: string }> {
+  const r = await fetch(url);
+  return { status: r.status, text: await r.text() };
+}
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
