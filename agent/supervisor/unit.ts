@@ -221,8 +221,9 @@ export class Unit {
 
   private async reapLeader(): Promise<void> {
     const child = this.child, pid = this.pid;
+    // Bun may resolve `exited` before it calls onExit: record the exit here (exited() is idempotent).
     if (child) await child.exited;
-    else if (pid !== null) this.exited(pid, null, null);
+    if (pid !== null) this.exited(pid, child ? child.exitCode : null, child?.signalCode == null ? null : String(child.signalCode));
     this.pgid = null;
   }
 
