@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { AgentError } from "../../agent/core/errors.ts";
 import { memoryLogger } from "../../agent/core/log.ts";
 import { controlRequest } from "../../agent/control/client.ts";
+import { coalesce } from "../../agent/control/coalesce.ts";
 import { startControlServer, type ControlHandlers, type ControlServer } from "../../agent/control/server.ts";
 import { sampleStatus, C2 } from "../unit/status-sample.ts";
 
@@ -94,6 +95,22 @@ describe("control socket", () => {
     const [ra, rb] = await Promise.all([a, b]);
     expect(polls).toBe(1);
     expect([ra.body.message, rb.body.message].sort()).toEqual(["a poll was already running; polled", "polled"]);
+  });
+
+  test("coalesce: concurrent calls share one run, a later call runs again", async () => {
+    let runs = 0;
+    let release!: () => void;
+    const sync = coalesce(async () => { runs++; await new Promise<void>((r) => (release = r)); return runs; });
+    let entered = 0;
+    const s = await start(handlers({ sync: async () => { entered++; return { accepted: true, message: `poll ${await sync()}` }; } }));
+    const both = Promise.all([1, 2, 3].map(() => controlRequest(s.socketPath, "POST", "/v1/sync")));
+    while (entered < 3) await Bun.sleep(1);
+    release();
+    expect((await both).map((r) => r.body.message)).toEqual(["poll 1", "poll 1", "poll 1"]);
+    const later = controlRequest(s.socketPath, "POST", "/v1/sync");
+    while (runs === 1) await Bun.sleep(1);
+    release();
+    expect((await later).body.message).toBe("poll 2");
   });
 
   test("not running: a clear error naming the socket", async () => {
