@@ -1,0 +1,80 @@
+// Benchmark of the source: first release (fetch + checkout), an incremental release (one file
+// changed) and an idle poll, each beside the git CLI doing the same work, on a generated repo of
+// ~2,000 files. Each operation runs in its own child process under /usr/bin/time for peak RSS.
+//   bun scripts/bench-source.ts [--files 2000] [--runs 3]
+import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+
+const BUN = process.execPath;
+const SELF = import.meta.path;
+
+if (process.argv[2] === "child") {
+  // child <op> <stateDir> <url> <commit> [lastTip]
+  const [op, stateDir, url, commit, lastTip] = process.argv.slice(3);
+  const { Source } = await import("../agent/source/source.ts");
+  const { layout } = await import("../agent/state/layout.ts");
+  const { createLogger } = await import("../agent/core/log.ts");
+  const l = layout(stateDir!);
+  const src = new Source({ gitdir: l.repo, url: url!, branch: "main", timeoutMs: 30_000, log: createLogger("bench", { level: "error" }), allowForcePush: false });
+  const polled = await src.poll(op === "first" ? null : lastTip!);
+  if (op !== "idle") { await src.ensureCommit(commit!); await src.checkout(commit!, l); }
+  else if (polled.moved) throw new Error("idle poll saw a moved tip");
+  process.exit(0);
+}
+
+const arg = (n: string, d: number) => { const i = process.argv.indexOf(n); return i > 0 ? Number(process.argv[i + 1]) : d; };
+const FILES = arg("--files", 2000), RUNS = arg("--runs", 3);
+const { startGitServer } = await import("../test/servers/git.ts");
+const { makeRepo } = await import("../test/fixtures/repo.ts");
+
+const dir = mkdtempSync(join(tmpdir(), "bench-source-"));
+try {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < FILES; i++) files[`src/m${Math.floor(i / 100)}/f${i}.ts`] = `export const v${i} = ${JSON.stringify(randomBytes(3000).toString("base64"))};\n` + "// padding line\n".repeat(200);
+  const repo = await makeRepo(join(dir, "srv"), "app", files);
+  const server = await startGitServer({ root: join(dir, "srv") });
+  const url = `${server.url}/app.git`;
+  const packBytes = Number(Bun.spawnSync(["git", "-C", repo.bare, "count-objects", "-v"]).stdout.toString().match(/size-pack: (\d+)/)?.[1] ?? 0) * 1024;
+
+  const timed = async (argv: string[]) => {
+    const n = server.requests.length;
+    const t0 = performance.now();
+    const p = Bun.spawn(["/usr/bin/time", "-f", "RSSKB=%M", ...argv], { stdout: "ignore", stderr: "pipe", env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" } });
+    const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+    const ms = performance.now() - t0;
+    if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${err}`);
+    const reqs = server.requests.slice(n);
+    return { ms, rssMB: Number(/RSSKB=(\d+)/.exec(err)?.[1] ?? 0) / 1024, requests: reqs.length, bytes: reqs.reduce((a, r) => a + r.bytesOut, 0) };
+  };
+  const sh = (script: string) => ["sh", "-ec", script];
+  type R = Awaited<ReturnType<typeof timed>>;
+  const rows: Record<string, { agent: R[]; git: R[] }> = { first: { agent: [], git: [] }, incremental: { agent: [], git: [] }, idle: { agent: [], git: [] } };
+  for (let r = 0; r < RUNS; r++) {
+    const st = join(dir, `agent-${r}`), g = join(dir, `git-${r}`);
+    mkdirSync(g);
+    const c1 = repo.head;
+    rows.first!.agent.push(await timed([BUN, SELF, "child", "first", st, url, c1]));
+    rows.first!.git.push(await timed(sh(`git init -q --bare ${g}/repo.git && cd ${g}/repo.git && git fetch -q --depth 1 ${url} ${c1} && git update-ref refs/heads/main ${c1} && mkdir ${g}/r1 && git --work-tree=${g}/r1 checkout -q -f ${c1} -- .`)));
+    const c2 = await repo.commit({ [`src/m0/f0.ts`]: `export const changed = ${r};\n` }, `change ${r}`);
+    rows.incremental!.agent.push(await timed([BUN, SELF, "child", "incremental", st, url, c2, c1]));
+    rows.incremental!.git.push(await timed(sh(`cd ${g}/repo.git && git fetch -q ${url} ${c2} && mkdir ${g}/r2 && git --work-tree=${g}/r2 checkout -q -f ${c2} -- .`)));
+    rows.idle!.agent.push(await timed([BUN, SELF, "child", "idle", st, url, c2, c2]));
+    rows.idle!.git.push(await timed(["git", "ls-remote", url, "refs/heads/main"]));
+  }
+  await server.stop();
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const fmtB = (b: number) => b > 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b > 1e3 ? `${(b / 1e3).toFixed(1)} KB` : `${b} B`;
+  console.log(`repo: ${FILES} files, pack ${fmtB(packBytes)}; ${RUNS} runs, medians; agent = isomorphic-git under bun (child process incl. ~startup), git = git CLI ${(await repo.git("--version")).replace("git version ", "")}`);
+  console.log("| operation | agent wall | agent peak RSS | git wall | git peak RSS | wall ratio | requests (agent/git) | bytes on the wire (agent/git) |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const [name, { agent, git }] of Object.entries(rows)) {
+    const aw = med(agent.map((x) => x.ms)), gw = med(git.map((x) => x.ms));
+    console.log(`| ${name} | ${aw.toFixed(0)} ms | ${med(agent.map((x) => x.rssMB)).toFixed(0)} MB | ${gw.toFixed(0)} ms | ${med(git.map((x) => x.rssMB)).toFixed(0)} MB | ${(aw / gw).toFixed(1)}× | ${med(agent.map((x) => x.requests))}/${med(git.map((x) => x.requests))} | ${fmtB(med(agent.map((x) => x.bytes)))}/${fmtB(med(git.map((x) => x.bytes)))} |`);
+  }
+  const startup = await timed([BUN, "-e", "0"]);
+  console.log(`\nbun startup alone: ${startup.ms.toFixed(0)} ms, ${startup.rssMB.toFixed(0)} MB`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
