@@ -30,6 +30,8 @@ export interface SourcePort {
   /** Make sure the commit is in the store (fetch if needed); throws CommitNotFound. */
   ensureCommit(commit: string): Promise<{ subject: string }>;
   readRole(commit: string, role: string): Promise<Role>;
+  /** Keep the object store bounded (rebuild it when it grew too much); `keep` must stay fetchable. */
+  maintain?(tip: string, keep: string[]): Promise<unknown>;
 }
 
 export interface ReleaseInfo {

@@ -123,13 +123,13 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
       status.notices.push(relPlan.blocked.message);
       if (relPlan.blocked.reason !== "Paused") error ??= AgentError.terminal(relPlan.blocked.reason, relPlan.blocked.message);
     }
-    if (opts.dryRun) return finish();
-    if (p.store.get().paused) { report("paused"); return finish(); }
+    if (opts.dryRun) return await finish();
+    if (p.store.get().paused) { report("paused"); return await finish(); }
 
     // 5. apply: the release pipeline
     if (!volumesReady && relPlan.actions.some((a) => a.kind !== "release.prepare")) {
       report("waiting");
-      return finish();
+      return await finish();
     }
     const sideOf = async (commit: string | null): Promise<Side | null> =>
       commit ? { commit, role: await roleAt(p, mem, commit, roleName), env: bindingEnv } : null;
@@ -164,19 +164,43 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
         while (!p.processes.healthy(side.commit) && p.clock.now() < until) await p.clock.sleep(100, signal);
       }
     }
+    if (deploy === "success" && status.desired.tip && p.source.maintain) {
+      await p.source.maintain(status.desired.tip, [want.commit, ...(p.store.get().lastGoodCommit ? [p.store.get().lastGoodCommit!] : [])])
+        .catch((e) => p.log.child("source").warn("store maintenance failed", { error: toAgentError(e).message }));
+    }
     // 7. the address, only once the processes can serve
     const addr = p.cloud?.address(role, manifest, identity) ?? null;
     if (addr) {
       if (now && p.processes.healthy(now)) status.resources.push(await converge(addr, false, planned));
       else status.resources.push({ ref: addr.ref, ready: false, reason: "WaitingForHealthyProcesses", message: "associated once the role's processes are healthy" });
     }
-    return finish();
+    return await finish();
   } catch (e) {
     error = toAgentError(e);
-    return finish();      // status.json is written on every exit path, by finish()
+    return await finish();      // status.json is written on every exit path, by finish()
   }
 
-  function finish(): TickResult {
+  /** agent:commit / agent:state / agent:failed on the instance, written only when they change. */
+  async function writeTags(converged: boolean) {
+    const id = status.instance;
+    if (!p.cloud || !id.id || !id.region) return;
+    const bad = p.store.get().badCommits.at(-1);
+    const want: Record<string, string> = {
+      "agent:commit": status.current.commit ?? "none",
+      "agent:state": converged ? "converged" : deploy === "rolled_back" || deploy === "failed" || error?.reason === "CommitMarkedBad" ? "failed" : "deploying",
+      ...(bad ? { "agent:failed": bad } : {}),
+    };
+    const last = p.store.get().tags;
+    if (Object.entries(want).every(([k, v]) => last[k] === v)) return;
+    try {
+      const written = await p.cloud.syncTags({ instanceId: id.id, region: id.region, zone: id.zone ?? "", role: id.role, environment: id.environment }, want, last);
+      p.store.update((s) => { s.tags = written; });
+    } catch (e) {
+      p.log.child("tags").warn("could not write instance tags", { error: toAgentError(e).message });
+    }
+  }
+
+  async function finish(): Promise<TickResult> {
     status.processes = p.processes.status();
     status.current.commit = p.releases.current();
     status.badCommits = [...p.store.get().badCommits];
@@ -191,7 +215,10 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     else status.phase = error || unhealthy || notReady ? "degraded" : "waiting";
     status.lastTick = { at: new Date(started).toISOString(), ok: !error, error: error ? error.message : null, reason: error?.reason ?? null, durationMs: p.clock.now() - started };
     status.writtenAt = p.clock.now();
-    if (!opts.dryRun) writeStatus(p, status);
+    if (!opts.dryRun) {
+      writeStatus(p, status);
+      await writeTags(converged);
+    }
     opts.onStatus?.(status);
     return { status, converged, actions: planned, error, deploy };
   }

@@ -18,8 +18,13 @@ import { SystemUsers } from "../host/users.ts";
 import { createImds } from "../cloud/imds.ts";
 import { createEc2 } from "../cloud/ec2.ts";
 import { resolveIdentity } from "../cloud/identity.ts";
+import { createCloudMemory, type CloudContext } from "../cloud/context.ts";
+import type { Ec2 } from "../cloud/ec2.ts";
+import { desiredVolumes, volumeResource } from "../converge/volume.ts";
+import { addressResource } from "../converge/address.ts";
+import { syncTags } from "../converge/tags.ts";
 import { ProcessesAdapter } from "./processes.ts";
-import type { IdentityPort, Ports, ReleasesPort } from "./ports.ts";
+import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, ResourcePort } from "./ports.ts";
 
 export interface Wired {
   ports: Ports;
@@ -60,7 +65,8 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
   const releases: ReleasesPort = {
     info(commit) {
       const r = readRelease(L, commit);
-      if (!r) return { state: "missing" };
+      // A preparation cancelled by a newer commit is not a verdict on this commit: prepare it anew.
+      if (!r || (r.state === "failed" && r.reason === "PreparationCancelled")) return { state: "missing" };
       return { state: r.state, failedAt: r.state === "failed" ? r.endedAt ?? r.updatedAt : null, reason: r.reason ?? null, message: r.message ?? null,
         since: r.activatedAt ? new Date(r.activatedAt).toISOString() : null };
     },
@@ -76,7 +82,29 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     prune: (inUse) => { pruneReleases(L, inUse); },
   };
 
-  const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud: null };
+  // AWS: clients made on first use, so a static identity without volumes or addresses makes no call.
+  const clients = new Map<string, Ec2>();
+  const ec2Of = (region: string) => clients.get(region) ?? clients.set(region, ec2For(region)).get(region)!;
+  const memory = createCloudMemory();
+  const ctxFor = (id: Identity): CloudContext => ({
+    ec2: ec2Of(id.region), instanceId: id.instanceId, zone: id.zone, byIdDir: config.devices.byIdDir,
+    log: log.child("cloud"), clock, memory,
+  });
+  const cloud: CloudPort = {
+    volumes(role, manifest, id) {
+      const { volumes, problems } = desiredVolumes(role, manifest.roles[id.role ?? ""]);
+      const stuck = problems.map((c): ResourcePort => ({ ref: c.ref, plan: async () => ({ actions: [], condition: c }), apply: async () => {} }));
+      return [...stuck, ...volumes.map((d) => volumeResource(ctxFor(id), d) as ResourcePort)];
+    },
+    address(role, manifest, id) {
+      if (!role.address) return null;
+      return addressResource(ctxFor(id), manifest.roles[id.role ?? ""]?.addresses ?? []) as ResourcePort;
+    },
+    // Tags need the instance's own EC2 identity: with a static identity (off EC2) there is none.
+    syncTags: (id, want, last) => typeof config.identity === "object" ? Promise.resolve(last) : syncTags(ec2Of(id.region), id.instanceId, want, last),
+  };
+
+  const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud };
   return {
     ports, supervisor,
     goodReleases: () => listReleases(L).filter((r) => r.state === "good" || r.state === "active").map((r) => r.commit),
