@@ -97,8 +97,9 @@ export class Supervisor {
       if (u && u.info.specHash === specHash(s)) { u.attach(s); continue; }
       const next = new Unit(this.ctx, infoOf(s), s);
       this.units.set(s.name, next);
-      if (u) this.retire(u).then(() => { if (this.units.get(s.name) === next) next.start(); });
-      else next.start();
+      if (!u) { next.start(); continue; }
+      // stop-then-start: the new one starts only once the old group is gone (ports, files)
+      this.retire(u).then(() => { if (this.units.get(s.name) === next) next.start(); });
     }
   }
 

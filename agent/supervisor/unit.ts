@@ -98,12 +98,16 @@ export class Unit {
     this.every(this.ctx.pollMs, () => { if (this.pid !== null && !isSameProcess(this.pid, this.startTime)) this.exited(this.pid, null, null); });
   }
 
-  /** Give an adopted unit its spec (same fingerprint); starts it if it died in the meantime. */
+  /**
+   * Hand a unit its current spec (same fingerprint: nothing restarts; stop, health and restart
+   * settings apply from now on). An adopted unit that died before it had a spec starts now.
+   */
   attach(spec: ProcessSpec): void {
     const first = this.spec === null;
     this.spec = spec;
-    if (first && this.pid !== null) this.watchHealth();
-    if (this.pid === null && this.state !== "backoff") this.start();
+    if (!first) return;
+    if (this.pid !== null) this.watchHealth();
+    else if (this.adopted && this.state === "exited" && spec.restart !== "never") { this.restarts++; this.start(); }
   }
 
   private exited(pid: number, code: number | null, signal: string | null): void {

@@ -30,6 +30,22 @@ describe("supervisor: running processes", () => {
     expect(sb.store().get().processes).toEqual([]);
   });
 
+  test("ensure: a changed spec is stopped before its successor starts; a finished restart:never job is not re-run", async () => {
+    sb = sandbox(); const events: SupervisorEvent[] = []; sup = supervisor(sb, events);
+    const job = childSpec(sb, "job", ["--exit", "0"], { restart: "never" });
+    const v1 = childSpec(sb, "web", []);
+    sup.ensure([v1, job]);
+    const pid1 = (await until(() => one().state === "running" && one().pid, "v1 running"))!;
+    await until(() => one("job").state === "exited", "job done");
+    const v2 = { ...v1, env: { ...v1.env, LOG_LEVEL: "debug" } };
+    sup.ensure([v2, job]); sup.ensure([v2, job]);
+    const pid2 = (await until(() => one().state === "running" && one().pid !== pid1 && one().pid, "v2 running"))!;
+    const order = events.filter((e) => e.kind === "start" || e.kind === "exit").map((e) => `${e.kind}:${e.name}:${"pid" in e ? e.pid : ""}`);
+    expect(order.indexOf(`exit:web:${pid1}`)).toBeLessThan(order.indexOf(`start:web:${pid2}`));
+    expect(order.filter((x) => x.startsWith("start:web:"))).toHaveLength(2);   // the second ensure started nothing
+    expect(order.filter((x) => x.startsWith("start:job:"))).toHaveLength(1);
+  });
+
   test("a process that exits at once: on-failure leaves a clean exit alone, always restarts it", async () => {
     sb = sandbox(); sup = supervisor(sb);
     sup.ensure([childSpec(sb, "job", ["--exit", "0"], { restart: "on-failure" }), childSpec(sb, "loop", ["--exit", "0"])]);
