@@ -42,7 +42,8 @@ export class Unit {
   health: HealthState = initialHealth();
   adopted = false;
   private child: Subprocess | null = null;
-  private stopping = false;
+  private stopping = false;   // a stop is in progress: its exit is not a crash
+  private retired = false;    // stopped for good: nothing may start it again
   private detached = false;
   private timers = new Set<ReturnType<typeof setTimeout>>();
 
@@ -54,7 +55,7 @@ export class Unit {
   /** Start the process now. A binary that cannot be started is a failed run: backoff continues. */
   start(): void {
     const spec = this.spec;
-    if (!spec || this.detached || this.stopping || this.pid !== null) return;
+    if (!spec || this.detached || this.retired || this.stopping || this.pid !== null) return;
     const now = this.ctx.clock.now();
     let fd: number | undefined;
     try {
@@ -182,8 +183,8 @@ export class Unit {
     this.ctx.emit({ kind: "unhealthy", name: this.name, pid: this.pid!, at: this.ctx.clock.now() });
     this.stopping = true;
     await this.killGroup(spec.stop.signal as NodeJS.Signals, spec.stop.timeoutMs);
+    if (this.detached || this.retired) return;   // stop() came meanwhile: it owns the outcome
     this.stopping = false;
-    if (this.detached) return;
     this.afterExit({ startedAt, exitedAt: this.ctx.clock.now(), code: null, signal: null, requested: false, unhealthy: true },
       "ProcessUnhealthy", `failed its health check${error ? ` (${error})` : ""}`);
   }
@@ -191,6 +192,7 @@ export class Unit {
   /** Stop for good: the configured signal to the group, SIGKILL after the timeout. Idempotent. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.retired = true;
     this.clearTimers();
     if (this.pid !== null || this.pgid !== null) {
       this.state = "stopping";
