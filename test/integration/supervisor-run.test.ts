@@ -9,6 +9,7 @@ import { groupMembers } from "../../agent/supervisor/proc.ts";
 let sb: Sandbox;
 let sup: ReturnType<typeof supervisor> | undefined;
 afterEach(async () => { await sup?.stopAll(); sup = undefined; sb?.cleanup(); });
+const root = process.getuid?.() === 0;
 const one = (name = "web") => sup!.status().find((p) => p.name === name)!;
 
 describe("supervisor: running processes", () => {
@@ -132,6 +133,16 @@ describe("supervisor: running processes", () => {
     rmSync(sick);
     await until(() => one().healthy && one().state === "running", "healthy again");
     expect(one().restarts).toBeGreaterThanOrEqual(1);
+  });
+
+  if (!root) console.log("supervisor: not root, skipping the run-as-user test");
+  test.skipIf(!root)("runs as the spec's user when the agent is root", async () => {
+    sb = sandbox(); sup = supervisor(sb);
+    sup.ensure([childSpec(sb, "nobody", [], { argv: ["sleep", "100"], cwd: "/", user: { uid: 65534, gid: 65534, name: "nobody" } })]);
+    const pid = (await until(() => one("nobody").state === "running" && one("nobody").pid, "running as nobody"))!;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    expect(status).toMatch(/^Uid:\s+65534\s/m);
+    expect(status).toMatch(/^Gid:\s+65534\s/m);
   });
 
   test("tcp and command health checks", async () => {
