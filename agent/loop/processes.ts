@@ -57,7 +57,7 @@ export class ProcessesAdapter implements ProcessesPort {
     for (const [pname, proc] of Object.entries(role.processes)) {
       const mine = specs.filter((s) => s.process === pname);
       const old = running.filter((s) => s.name === pname || s.name.startsWith(`${pname}#`)).map((s) => s.name);
-      const overlap = proc.overlap && !proc.http;
+      const overlap = proc.overlap && !fixedPort(proc);
       this.log.info("restarting in place", { process: pname, commit: commit.slice(0, 12), mode: overlap ? "start-new-then-stop-old" : "stop-then-start" });
       const r = await this.sup.replace(old, mine, { overlap });
       if (!r.ok) return r;
@@ -89,6 +89,15 @@ export class ProcessesAdapter implements ProcessesPort {
     }
     return port;
   }
+}
+
+/**
+ * A process on a fixed port cannot overlap with its successor (the new one could not bind, and
+ * its health check would reach the old one): it restarts stop-then-start.
+ */
+export function fixedPort(proc: Role["processes"][string]): boolean {
+  const h = proc.health;
+  return !!proc.http || proc.env.PORT !== undefined || (!!h && ("tcp" in h || ("http" in h && h.port !== undefined)));
 }
 
 /** A health check over HTTP or TCP without a fixed port needs a port the agent assigns ($PORT). */

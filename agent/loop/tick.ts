@@ -203,6 +203,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
   async function finish(): Promise<TickResult> {
     status.processes = p.processes.status();
     status.current.commit = p.releases.current();
+    status.current.subject = status.current.commit ? mem.subjects.get(status.current.commit) ?? status.current.subject ?? null : null;
     status.badCommits = [...p.store.get().badCommits];
     status.current.since = status.current.commit ? p.releases.info(status.current.commit).since ?? null : null;
     const unhealthy = status.processes.some((x) => !x.healthy);

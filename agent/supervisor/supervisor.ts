@@ -138,7 +138,8 @@ export class Supervisor {
     for (;;) {
       const now = this.deps.clock.now();
       if (units.every((u) => u.isHealthy(now))) return { ok: true };
-      const dead = units.find((u) => u.state === "exited" || (u.state === "failed" && u.spec?.restart === "never"));
+      // A new process that crash-loops will not become healthy by waiting out its deadline.
+      const dead = units.find((u) => u.state === "exited" || (u.state === "failed" && u.spec?.restart === "never") || u.reason === "ProcessCrashLooping");
       const late = units.find((u) => !u.isHealthy(now) && pastDeadline(began, now, u.spec?.health?.deadline ?? this.readyDeadlineMs));
       const bad = dead ?? late;
       if (bad) {
