@@ -126,6 +126,9 @@ describe("EC2 stand-in with the real EC2Client", () => {
     expect((await fail(attach("vol-0d2", "i-0ccc"))).name).toBe("InvalidVolume.ZoneMismatch");
     const noDevice = await fail(c.send(new AttachVolumeCommand({ VolumeId: "vol-0d2", InstanceId: "i-0bbb" } as never)));
     expect(noDevice.name).toBe("MissingParameter");
+    ec2.volumes.get("vol-0d2")!.state = "creating";
+    expect((await fail(attach("vol-0d2", "i-0bbb"))).name).toBe("IncorrectState");
+    ec2.volumes.get("vol-0d2")!.state = "available";
     await attach("vol-0d2", "i-0bbb");
     expect((await fail(attach("vol-0d2", "i-0aaa"))).name).toBe("VolumeInUse");
     await waitAttached(c, "vol-0d2");

@@ -98,8 +98,10 @@ async function handle(s: ImdsServer, tokens: Map<string, number>, req: IncomingM
     if (req.headers["x-forwarded-for"]) return record(reply(res, 403, "Forbidden"));
     const ttl = Number(req.headers["x-aws-ec2-metadata-token-ttl-seconds"]);
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS) return record(reply(res, 400, "Bad Request"));
+    const now = Date.now();
+    for (const [t, expiry] of tokens) if (expiry < now) tokens.delete(t);
     const token = randomUUID();
-    tokens.set(token, Date.now() + ttl * 1000);
+    tokens.set(token, now + ttl * 1000);
     res.setHeader("x-aws-ec2-metadata-token-ttl-seconds", String(ttl));
     return record(reply(res, 200, token));
   }
