@@ -97,6 +97,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     if (want.pinned) status.notices.push(`pinned locally to ${want.commit.slice(0, 12)} by \`agent rollback\` until the manifest pins another commit`);
     status.desired.subject = await subjectOf(p, mem, want.commit);
     const role = await roleAt(p, mem, want.commit, roleName);
+    if (process.getuid?.() !== 0) status.notices.push(`not running as root: setup, hooks and processes run as the agent's own user, not ${role.user}; volumes cannot be mounted`);
     for (const proc of Object.values(role.processes)) {
       if (proc.http) { status.notices.push("http: fronting is accepted but not acted on yet: processes with a fixed port restart stop-then-start"); break; }
     }
