@@ -95,22 +95,34 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     const want = desiredCommit(manifestCommit, p.store.get().localPin);
     status.desired.commit = want.commit;
     if (want.pinned) status.notices.push(`pinned locally to ${want.commit.slice(0, 12)} by \`agent rollback\` until the manifest pins another commit`);
-    status.desired.subject = await subjectOf(p, mem, want.commit);
-    const role = await roleAt(p, mem, want.commit, roleName);
+    // The desired release may be unusable (no such commit, role missing or invalid): then the
+    // current release is still looked after (volumes mounted, processes kept running).
+    const current = p.releases.current();
+    let role: Role, desiredOk = true;
+    try {
+      status.desired.subject = await subjectOf(p, mem, want.commit);
+      role = await roleAt(p, mem, want.commit, roleName);
+    } catch (e) {
+      if (!current || current === want.commit) throw e;
+      error = toAgentError(e);
+      desiredOk = false;
+      role = await roleAt(p, mem, current, roleName);
+    }
     if (process.getuid?.() !== 0) status.notices.push(`not running as root: setup, hooks and processes run as the agent's own user, not ${role.user}; volumes cannot be mounted`);
     for (const proc of Object.values(role.processes)) {
       if (proc.http) { status.notices.push("http: fronting is accepted but not acted on yet: processes with a fixed port restart stop-then-start"); break; }
     }
 
     // 4. observe + plan
-    const current = p.releases.current();
     status.current.commit = current;
     if (current) status.current.subject = mem.subjects.get(current) ?? await subjectOf(p, mem, current).catch(() => null);
     const info = p.releases.info(want.commit);
-    const relPlan = planRelease(want.commit, {
-      current, lastGood: p.store.get().lastGoodCommit, badCommits: p.store.get().badCommits,
-      desiredRelease: info, deploying: p.store.get().deploying, paused: p.store.get().paused,
-    }, p.clock.now());
+    const relPlan = desiredOk
+      ? planRelease(want.commit, {
+        current, lastGood: p.store.get().lastGoodCommit, badCommits: p.store.get().badCommits,
+        desiredRelease: info, deploying: p.store.get().deploying, paused: p.store.get().paused,
+      }, p.clock.now())
+      : { actions: [], blocked: null, converged: false };
     planned.push(...relPlan.actions);
 
     // volumes come first: processes start only on mounted volumes

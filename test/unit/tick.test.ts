@@ -146,6 +146,17 @@ describe("tick", () => {
     expect(r.status.phase).toBe("degraded");
   });
 
+  test("a pinned commit that does not exist: the current release is still kept running (drift repaired)", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.manifestCommit = "d".repeat(40); w.tip = "8".repeat(40);
+    w.running.clear();
+    const r = await tick(p, newMemory(), { mode: "once" });
+    expect(r.error?.reason).toBe("CommitNotFound");
+    expect(w.running.get("web")?.commit).toBe(A);
+    expect(r.status.current.commit).toBe(A);
+  });
+
   test("the git server down: the node keeps running what it runs", async () => {
     const w = new World(), p = ports(w, dir), mem = newMemory();
     await tick(p, mem, { mode: "once" });
