@@ -75,7 +75,9 @@ export const run: Command = {
       process.once("SIGINT", () => stop("SIGINT"));
     });
     daemon.stop();
-    await Promise.race([done, Bun.sleep(10_000)]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([done, new Promise((r) => { timer = setTimeout(r, 10_000); })]);   // a tick stuck in I/O does not hold the exit
+    clearTimeout(timer);
     await control.stop();
     await metricsServer?.stop();
     w.supervisor.detach();
