@@ -1,4 +1,7 @@
 import { createLogger } from "../core/log.ts";
+import { AgentError } from "../core/errors.ts";
+import { controlRequest, NOT_RUNNING } from "../control/client.ts";
+import { layout } from "../state/layout.ts";
 import { newMemory, tick } from "../loop/tick.ts";
 import { wire } from "../loop/wire.ts";
 import { loadConfig } from "./config.ts";
@@ -29,6 +32,17 @@ export const once: Command = {
     const a = parse(argv, { ...CONFIG_OPTION, json: { type: "boolean" } });
     if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     const config = loadConfig(a.values.config);
+    // One agent at a time per node: a running daemon owns the state directory.
+    try {
+      await controlRequest(layout(config.stateDir).socket, "GET", "/v1/status", undefined, { timeoutMs: 1000 });
+      process.stderr.write("agent once: the agent daemon is running on this node; ask it to poll now with `agent sync`, or stop it first\n");
+      return EXIT.failed;
+    } catch (e) {
+      if (!(e instanceof AgentError && e.reason === NOT_RUNNING)) {
+        process.stderr.write(`agent once: a daemon holds the control socket but does not answer (${(e as Error).message}); stop it first\n`);
+        return EXIT.failed;
+      }
+    }
     const log = createLogger("agent");
     const w = wire(config, log);
     w.supervisor.adopt();

@@ -53,6 +53,12 @@ describe("agent run", () => {
     expect(text.stdout).toContain(v1.slice(0, 7));
   });
 
+  test("`agent once` refuses while the daemon runs: one agent per node", async () => {
+    const r = await k.agent(["once"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("agent sync");
+  });
+
   test("a new commit arrives with `agent sync` (two at once both answered) and restarts in place", async () => {
     const before = web(await status()).pid;
     v2 = await k.release({ VERSION: "v2\n" }, "v2");
