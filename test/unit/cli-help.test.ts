@@ -1,0 +1,18 @@
+// Every command of DESIGN.md's table exists, and its --help has a usage line and an example.
+import { describe, expect, test } from "bun:test";
+import { COMMANDS } from "../../agent/cli/index.ts";
+
+const DESIGN = ["run", "once", "status", "plan", "validate", "schema", "sync", "pause", "resume", "rollback", "logs", "history", "version"];
+
+describe("command line", () => {
+  test("every command of the design exists, and no other", () => {
+    expect(COMMANDS.map((c) => c.name).sort()).toEqual([...DESIGN].sort());
+  });
+  for (const c of COMMANDS) {
+    test(`agent ${c.name} --help: usage and an example`, () => {
+      expect(c.help).toContain(`Usage: agent ${c.name}`);
+      expect(c.help).toMatch(/Examples?:\n\s+agent /);
+      expect(c.summary.length).toBeGreaterThan(10);
+    });
+  }
+});
