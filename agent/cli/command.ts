@@ -15,7 +15,7 @@ export const EXIT = {
   ok: 0,
   failed: 1,          // the command ran and the answer is "no" (invalid file, not converged, ...)
   usage: 2,           // the command line is wrong
-  unavailable: 69,    // the capability is not in this build yet, or the daemon is not reachable
+  unavailable: 69,    // the daemon is not reachable
 } as const;
 
 /** parseArgs that turns its errors into UsageError and knows --help. */
@@ -34,16 +34,3 @@ export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(
 /** The shared options every command that reads the node's config takes. */
 export const CONFIG_OPTION = { config: { type: "string", short: "c" } } as const;
 export const CONFIG_HELP = `  -c, --config FILE  the node's settings (default: $AGENT_CONFIG or /etc/agent/agent.yaml)`;
-
-/** A command whose capability arrives in a later release: says so plainly, exits 69. */
-export function notYet(name: string, summary: string, help: string, what: string): Command {
-  return {
-    name, summary, help,
-    async run(argv) {
-      const a = parse(argv, { ...CONFIG_OPTION, json: { type: "boolean" }, follow: { type: "boolean", short: "f" } }, true);
-      if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
-      process.stderr.write(`agent ${name}: ${what} is not available in this build yet.\n`);
-      return EXIT.unavailable;
-    },
-  };
-}

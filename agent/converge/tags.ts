@@ -2,8 +2,6 @@
 // only when they differ from what this agent last wrote (state.json `tags`).
 import type { Ec2 } from "../cloud/ec2.ts";
 
-export const AGENT_TAG_KEYS = ["agent:commit", "agent:state", "agent:failed"] as const;
-
 /**
  * Write the tags of `want` whose values differ from `lastWritten`, in one CreateTags call; no
  * call at all when nothing changed. Returns what is now written (store it as the new lastWritten).
