@@ -12,7 +12,7 @@ const { values: o } = parseArgs({ options: {
 const RUNS = Number(o.runs ?? (o.quick ? 10 : 30));
 const IDLE_MS = ms(o.idle ?? (o.quick ? "4s" : "60s")), SAMPLES = Number(o.samples ?? (o.quick ? 2 : 6));
 
-let node: Node | null = null;
+let node = null as Node | null;
 const onSignal = async () => { await node?.stop(); process.exit(130); };
 process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);

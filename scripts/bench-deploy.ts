@@ -19,7 +19,7 @@ const IDLE_MS = ms(o.idle ?? (o.quick ? "4s" : "60s")), SAMPLES = Number(o.sampl
 const PROCS = ["web", "worker", "clock"];
 const POLL_MS = ms(o.poll!);
 
-let node: Node | null = null;
+let node = null as Node | null;
 const onSignal = async () => { await node?.stop(); process.exit(130); };
 process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
@@ -64,7 +64,7 @@ async function main() {
       web: restarts[1]! - restarts[0]!, worker: restarts[2]! - restarts[1]!, clock: good - restarts[2]!,
       report: seen - good,
     });
-    console.log(`deploy ${i + 1}/${DEPLOYS}: ${(rows.at(-1)!.total / 1000).toFixed(2)} s`);
+    console.log(`deploy ${i + 1}/${DEPLOYS}: ${(rows.at(-1)!.total! / 1000).toFixed(2)} s`);
   }
 
   const agentPid = n.proc!.pid;
@@ -82,7 +82,7 @@ async function main() {
     const cut = at(findLog(n.logs, "cutover started", before, { commit }));
     const back = at(findLog(n.logs, "rolling back", before, { commit }));
     rb.push({ total: seen - pinnedAt, "to cutover": cut - pinnedAt, "health deadline": back - cut, "roll back + report": seen - back });
-    console.log(`rollback ${i + 1}/${ROLLBACKS}: ${(rb.at(-1)!.total / 1000).toFixed(2)} s`);
+    console.log(`rollback ${i + 1}/${ROLLBACKS}: ${(rb.at(-1)!.total! / 1000).toFixed(2)} s`);
   }
   const hwm = /VmHWM:\s+(\d+) kB/.exec(await Bun.file(`/proc/${agentPid}/status`).text())?.[1];
   reqs.stop();
