@@ -138,8 +138,10 @@ export class Supervisor {
     for (;;) {
       const now = this.deps.clock.now();
       if (units.every((u) => u.isHealthy(now))) return { ok: true };
-      // A new process that crash-loops will not become healthy by waiting out its deadline.
-      const dead = units.find((u) => u.state === "exited" || (u.state === "failed" && u.spec?.restart === "never") || u.reason === "ProcessCrashLooping");
+      // A new process that crash-loops, or whose program cannot be started at all, will not
+      // become healthy by waiting out its deadline.
+      const dead = units.find((u) => u.state === "exited" || (u.state === "failed" && u.spec?.restart === "never")
+        || u.reason === "ProcessCrashLooping" || u.reason === "ProcessStartFailed");
       const late = units.find((u) => !u.isHealthy(now) && pastDeadline(began, now, u.spec?.health?.deadline ?? this.readyDeadlineMs));
       const bad = dead ?? late;
       if (bad) {

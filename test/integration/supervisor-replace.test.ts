@@ -77,3 +77,16 @@ test("no overlap and never healthy: reports failure, and replacing back to the o
   expect(back).toEqual({ ok: true });
   expect(sup.status()).toEqual([expect.objectContaining({ commit: old.commit, healthy: true, state: "running" })]);
 });
+
+test("a new release whose program cannot start fails the replace at once (no wait for the deadline); the old keeps running", async () => {
+  sb = sandbox(); const events: SupervisorEvent[] = []; sup = supervisor(sb, events);
+  const { pid: oldPid } = await running(events, false);
+  const next = childSpec(sb, "web", [], { commit: COMMIT_B, argv: [`${sb.dir}/no-such-program`] });
+  const res = await sup.replace(["web"], [next], { overlap: true });
+  expect(res).toMatchObject({ ok: false, reason: "ProcessNotHealthy" });
+  if (res.ok) return;
+  expect(res.message).toContain("cannot start");
+  expect(res.message).not.toContain("within");   // decided on the failed start, not on the deadline
+  expect(alive(oldPid)).toBe(true);
+  expect(sup.status()).toEqual([expect.objectContaining({ pid: oldPid, commit: "a".repeat(40) })]);
+});
