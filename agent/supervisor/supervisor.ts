@@ -36,6 +36,12 @@ export class Supervisor {
   private units = new Map<string, Unit>();   // the wanted set, by name
   private others = new Set<Unit>();          // candidates of a replace() and units being stopped
   private stops = new Set<Promise<void>>();
+  /**
+   * state.json's process records belong to this supervisor only once it adopted or started
+   * processes. Until then (`agent plan` beside a running daemon) it never writes them: an empty
+   * list would make the next agent forget, and start again, processes that still run.
+   */
+  private owner = false;
   private ctx: UnitContext;
   private rotateTimer: ReturnType<typeof setInterval>;
   private readonly readyDeadlineMs: number;
@@ -58,6 +64,7 @@ export class Supervisor {
    * before the first ensure(); ensure() then gives adopted processes their specs.
    */
   adopt(): AdoptResult {
+    this.owner = true;
     const result: AdoptResult = { adopted: [], dropped: [] };
     const records = [...this.deps.store.get().processes].sort((a, b) => b.startedAt - a.startedAt);
     for (const r of records) {
@@ -90,6 +97,7 @@ export class Supervisor {
    * Returns at once; stops finish in the background (settled() waits for them).
    */
   ensure(specs: ProcessSpec[]): void {
+    this.owner = true;
     const wanted = new Map(specs.map((s) => [s.name, s]));
     for (const [name, u] of this.units) if (!wanted.has(name)) { this.units.delete(name); this.retire(u); }
     for (const s of specs) {
@@ -110,6 +118,7 @@ export class Supervisor {
    * failure the new ones stay and the caller decides (replace back to the old specs to roll back).
    */
   async replace(oldNames: string[], newSpecs: ProcessSpec[], opts: { overlap: boolean }): Promise<ReplaceResult> {
+    this.owner = true;
     const names = new Set([...oldNames, ...newSpecs.map((s) => s.name)]);
     const olds = [...names].map((n) => this.units.get(n)).filter((u): u is Unit => !!u);
     const news = newSpecs.map((s) => new Unit(this.ctx, infoOf(s), s));
@@ -197,6 +206,7 @@ export class Supervisor {
   }
 
   private persist(): void {
+    if (!this.owner) return;
     const records = [...this.units.values(), ...this.others].map((u) => u.record()).filter((r): r is ProcessRecord => !!r);
     this.deps.store.update((s) => { s.processes = records; });
   }

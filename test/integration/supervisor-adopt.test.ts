@@ -84,3 +84,20 @@ test("a recorded pid that now belongs to another program is left alone and dropp
   expect(other.exitCode).toBeNull();
   other.kill("SIGKILL");
 });
+
+test("a supervisor that never adopted (agent plan beside a running daemon) leaves state.json's records alone", async () => {
+  sb = sandbox();
+  const app = Bun.spawn(["sleep", "30"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  extra.push(app.pid);
+  const record = { name: "web", process: "web", instance: 0, pid: app.pid, pgid: app.pid, startTime: readStat(app.pid)!.startTime,
+    commit: "a".repeat(40), releaseDir: sb.dir, startedAt: Date.now(), restarts: 0 };
+  new StateStore(sb.layout.stateFile).update((s) => { s.processes = [record]; });
+  const bystander = supervisor(sb);
+  expect(bystander.status()).toEqual([]);
+  bystander.detach();
+  expect(new StateStore(sb.layout.stateFile).get().processes).toEqual([record]);
+  const stopper = supervisor(sb);
+  await stopper.stopAll();                                          // owns nothing: stops nothing, forgets nothing
+  expect(new StateStore(sb.layout.stateFile).get().processes).toEqual([record]);
+  expect(alive(app.pid)).toBe(true);
+});
