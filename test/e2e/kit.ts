@@ -48,14 +48,23 @@ export interface Kit {
   config: string;
   git: GitServer;
   repo: TestRepo;
-  /** Commit app files, then a manifest pinning that commit; returns the app commit. */
-  release(files: Record<string, string | null>, message: string): Promise<string>;
+  /** Held fetches, when made with `proxy: true` (the config's repo then points at it). */
+  proxy: GitProxy | null;
+  /** Commit app files, then a manifest pinning that commit (plus `manifestExtra`); returns the app commit. */
+  release(files: Record<string, string | null>, message: string, manifestExtra?: string): Promise<string>;
   agent(args: string[], opts?: { timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
   status(): any;
   stop(): Promise<void>;
 }
 
-export async function makeKit(name: string, roleText = role()): Promise<Kit> {
+export interface KitOptions {
+  /** Config lines that replace the static identity (e.g. `identity: imds` with its endpoints). */
+  config?: string[];
+  /** Put a GitProxy in front of the git server, so a test can hold fetches mid-flight. */
+  proxy?: boolean;
+}
+
+export async function makeKit(name: string, roleText = role(), opts: KitOptions = {}): Promise<Kit> {
   await ensureBinary();
   const dir = mkdtempSync(join(tmpdir(), `agent-e2e-${name}-`));
   chmodSync(dir, 0o755);            // the role's user must reach the release directories
@@ -63,18 +72,19 @@ export async function makeKit(name: string, roleText = role()): Promise<Kit> {
     "app.ts": APP, "VERSION": "v1\n", "roles/web.yaml": roleText, "manifests/staging.yaml": manifest("0".repeat(40)),
   });
   const git = await startGitServer({ root: join(dir, "git") });
+  const proxy = opts.proxy ? await startGitProxy(git.url) : null;
   const state = join(dir, "state");
   const config = join(dir, "agent.yaml");
   writeFileSync(config, [
-    `repo: ${git.url}/ops.git`, "branch: main", `stateDir: ${state}`,
-    "identity: { role: web, environment: staging, instanceId: e2e-1 }",
+    `repo: ${(proxy ?? git).url}/ops.git`, "branch: main", `stateDir: ${state}`,
+    ...(opts.config ?? ["identity: { role: web, environment: staging, instanceId: e2e-1 }"]),
     "control: { metrics: null }", "",
   ].join("\n"));
   const kit: Kit = {
-    dir, state, config, git, repo,
-    async release(files, message) {
+    dir, state, config, git, repo, proxy,
+    async release(files, message, manifestExtra = "") {
       const commit = await repo.commit(files, message);
-      await repo.commit({ "manifests/staging.yaml": manifest(commit) }, `deploy ${commit.slice(0, 7)}`);
+      await repo.commit({ "manifests/staging.yaml": manifest(commit, manifestExtra) }, `deploy ${commit.slice(0, 7)}`);
       return commit;
     },
     async agent(args, opts = {}) {
@@ -87,11 +97,48 @@ export async function makeKit(name: string, roleText = role()): Promise<Kit> {
     status: () => JSON.parse(readFileSync(join(state, "status.json"), "utf8")),
     async stop() {
       await stopApps(state);
+      await proxy?.stop();
       await git.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
   return kit;
+}
+
+/**
+ * A pass-through in front of the git server that can hold fetches: while `holdFetches` is set, a
+ * POST to git-upload-pack (the pack download of a fetch; polls are GETs) waits; `held` counts the
+ * requests waiting now. Listens on 127.0.0.1 only.
+ */
+export interface GitProxy {
+  url: string;
+  holdFetches: boolean;
+  held: number;
+  stop(): Promise<void>;
+}
+
+export async function startGitProxy(target: string): Promise<GitProxy> {
+  const proxy: GitProxy = { url: "", holdFetches: false, held: 0, stop: async () => {} };
+  const server = Bun.serve({
+    hostname: "127.0.0.1", port: 0, idleTimeout: 0,
+    async fetch(req) {
+      const u = new URL(req.url);
+      const body = req.method === "POST" ? await req.arrayBuffer() : undefined;
+      if (req.method === "POST" && u.pathname.endsWith("/git-upload-pack") && proxy.holdFetches) {
+        proxy.held++;
+        try { while (proxy.holdFetches && !req.signal.aborted) await Bun.sleep(20); } finally { proxy.held--; }
+      }
+      const headers = new Headers(req.headers);
+      headers.delete("host");
+      const r = await fetch(target + u.pathname + u.search, { method: req.method, headers, body });
+      const out = new Headers(r.headers);
+      for (const h of ["content-length", "transfer-encoding", "content-encoding"]) out.delete(h);
+      return new Response(await r.arrayBuffer(), { status: r.status, headers: out });
+    },
+  });
+  proxy.url = `http://127.0.0.1:${server.port}`;
+  proxy.stop = async () => { proxy.holdFetches = false; await server.stop(true); };
+  return proxy;
 }
 
 /** Stop every process group recorded in state.json (the agent leaves applications running). */
