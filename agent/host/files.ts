@@ -5,18 +5,26 @@ import { dirname, basename, join } from "node:path";
 let seq = 0;
 const tmpName = (path: string) => join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${++seq}`);
 
-/** Write a file so that readers see the old or the new content, never a mix: temp + fsync + rename(2). */
+/**
+ * Write a file so that readers see the old or the new content, never a mix: temp + fsync +
+ * rename(2). On failure (ENOSPC …) the old content stays, no temp file is left, and it throws.
+ */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tmpName(path);
   const fd = openSync(tmp, "w", mode);
   try {
-    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch {}   // a full disk must not also fill up with temp files
+    throw e;
   }
-  renameSync(tmp, path);
 }
 
 /** Point `link` at `target` atomically: symlink to a temp name, then rename(2) over the old link. */

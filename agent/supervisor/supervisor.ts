@@ -3,6 +3,7 @@
 // Every start and exit is written to state.json so that an agent restart never restarts apps.
 import { createHash } from "node:crypto";
 import type { Clock } from "../core/clock.ts";
+import { errorMessage } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { StateStore, ProcessRecord } from "../state/store.ts";
 import type { ProcessStatus } from "../status/types.ts";
@@ -208,7 +209,13 @@ export class Supervisor {
   private persist(): void {
     if (!this.owner) return;
     const records = [...this.units.values(), ...this.others].map((u) => u.record()).filter((r): r is ProcessRecord => !!r);
-    this.deps.store.update((s) => { s.processes = records; });
+    try {
+      this.deps.store.update((s) => { s.processes = records; });
+    } catch (e) {
+      // Never let a full disk turn a running process into a failed start or crash the agent.
+      this.deps.log.warn("cannot write state.json: processes keep running, but an agent restarted now would not adopt the newest ones; free space in the state directory",
+        { error: errorMessage(e) });
+    }
   }
 
   private rotateLogs(): void {

@@ -1,7 +1,7 @@
 // The supervisor against real child processes: start, ensure, exits, crash loops, missing
 // binaries, stop escalation to SIGKILL with grandchildren, health checks and liveness restarts.
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { alive, childSpec, freePort, sandbox, supervisor, until, type Sandbox } from "../fixtures/supervisor-kit.ts";
 import type { SupervisorEvent } from "../../agent/supervisor/types.ts";
 import { groupMembers } from "../../agent/supervisor/proc.ts";
@@ -159,5 +159,20 @@ describe("supervisor: running processes", () => {
     expect(one("cmd")).toMatchObject({ healthy: false, state: "starting" });
     writeFileSync(`${sb.dir}/ok`, "");
     await until(() => one("cmd").healthy && one("cmd").state === "running", "command healthy");
+  });
+
+  test("state.json that cannot be written (disk full) is logged; the process still runs, is watched and stops", async () => {
+    sb = sandbox(); sup = supervisor(sb);
+    mkdirSync(sb.layout.stateFile, { recursive: true });            // rename(2) onto a directory fails
+    writeFileSync(`${sb.layout.stateFile}/keep`, "");
+    const spec = childSpec(sb, "web", []);
+    sup.ensure([spec]);
+    const pid = (await until(() => one().state === "running" && one().pid, "web running"))!;
+    expect(one()).toMatchObject({ restarts: 0, healthy: true });
+    expect(sup.lines.some((l) => l.includes("state.json") && l.includes('"warn"'))).toBe(true);
+    await sup.stopAll();
+    expect(alive(pid)).toBe(false);
+    expect(one()).toBeUndefined();
+    expect(readdirSync(sb.dir).filter((n) => n.includes(".tmp-"))).toEqual([]);   // failed writes leave no temp files
   });
 });
