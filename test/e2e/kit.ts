@@ -62,9 +62,11 @@ export interface KitOptions {
   config?: string[];
   /** Put a GitProxy in front of the git server, so a test can hold fetches mid-flight. */
   proxy?: boolean;
+  /** Environment changes for every agent run; undefined removes a variable. */
+  env?: Record<string, string | undefined>;
 }
 
-export async function makeKit(name: string, roleText = role(), opts: KitOptions = {}): Promise<Kit> {
+export async function makeKit(name: string, roleText = role(), kitOpts: KitOptions = {}): Promise<Kit> {
   await ensureBinary();
   const dir = mkdtempSync(join(tmpdir(), `agent-e2e-${name}-`));
   chmodSync(dir, 0o755);            // the role's user must reach the release directories
@@ -72,12 +74,12 @@ export async function makeKit(name: string, roleText = role(), opts: KitOptions 
     "app.ts": APP, "VERSION": "v1\n", "roles/web.yaml": roleText, "manifests/staging.yaml": manifest("0".repeat(40)),
   });
   const git = await startGitServer({ root: join(dir, "git") });
-  const proxy = opts.proxy ? await startGitProxy(git.url) : null;
+  const proxy = kitOpts.proxy ? await startGitProxy(git.url) : null;
   const state = join(dir, "state");
   const config = join(dir, "agent.yaml");
   writeFileSync(config, [
     `repo: ${(proxy ?? git).url}/ops.git`, "branch: main", `stateDir: ${state}`,
-    ...(opts.config ?? ["identity: { role: web, environment: staging, instanceId: e2e-1 }"]),
+    ...(kitOpts.config ?? ["identity: { role: web, environment: staging, instanceId: e2e-1 }"]),
     "control: { metrics: null }", "",
   ].join("\n"));
   const kit: Kit = {
@@ -88,7 +90,9 @@ export async function makeKit(name: string, roleText = role(), opts: KitOptions 
       return commit;
     },
     async agent(args, opts = {}) {
-      const p = Bun.spawn([AGENT, ...args], { env: { ...process.env, AGENT_CONFIG: config, NO_COLOR: "1" }, stdout: "pipe", stderr: "pipe" });
+      const env: Record<string, string | undefined> = { ...process.env, AGENT_CONFIG: config, NO_COLOR: "1", ...kitOpts.env };
+      for (const [key, v] of Object.entries(env)) if (v === undefined) delete env[key];
+      const p = Bun.spawn([AGENT, ...args], { env: env as Record<string, string>, stdout: "pipe", stderr: "pipe" });
       const timer = setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
       const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
       clearTimeout(timer);
