@@ -66,7 +66,7 @@ export const run: Command = {
     }
     const adopted = w.supervisor.adopt();
     const done = daemon.start();
-    log.info("started", { config: config.path, stateDir: config.stateDir, repo: config.repo, branch: config.branch,
+    log.info("started", { config: config.path, stateDir: config.stateDir, repo: withoutCredentials(config.repo), branch: config.branch,
       adopted: adopted.adopted.length, dropped: adopted.dropped.length, pid: process.pid });
 
     await new Promise<void>((resolve) => {
@@ -84,3 +84,14 @@ export const run: Command = {
     return EXIT.ok;
   },
 };
+
+/** A repository URL fit for logs: user and password (a token) removed. */
+export function withoutCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = ""; u.password = "";
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, "//");
+  }
+}

@@ -16,3 +16,9 @@ describe("command line", () => {
     });
   }
 });
+
+import { withoutCredentials } from "../../agent/cli/run.ts";
+test("the repository URL is logged without its credentials", () => {
+  expect(withoutCredentials("https://x-access-token:ghp_SECRET@git.example.com/acme/ops.git")).toBe("https://git.example.com/acme/ops.git");
+  expect(withoutCredentials("http://127.0.0.1:8000/ops.git")).toBe("http://127.0.0.1:8000/ops.git");
+});
