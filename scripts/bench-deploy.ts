@@ -52,7 +52,8 @@ async function main() {
     const before = Date.now();
     const { commit, pinnedAt } = await n.release({ "VERSION": `${i + 2}\n` }, `release ${i + 2}`);
     const tip = n.repo.head;
-    const seen = await n.until(`deploy ${i + 1}`, healthyOn(commit));
+    const trace: string[] = [];
+    const seen = await n.until(`deploy ${i + 1}`, healthyOn(commit), undefined, trace);
     const firstReq = n.git.requests.findIndex((r, k) => k < reqs.times.length && reqs.times[k]! >= pinnedAt && r.method === "GET");
     const detected = firstReq >= 0 ? reqs.times[firstReq]! : NaN;
     const fetched = at(findLog(n.logs, "fetched tip", before, { tip }));
@@ -65,6 +66,7 @@ async function main() {
       report: seen - good,
     });
     console.log(`deploy ${i + 1}/${DEPLOYS}: ${(rows.at(-1)!.total! / 1000).toFixed(2)} s`);
+    if (rows.at(-1)!.report! > 500) console.log(`  status.json only said so ${rows.at(-1)!.report} ms after \`release is good\`; phases seen: ${trace.join(" | ")}`);
   }
 
   const agentPid = n.proc!.pid;

@@ -52,8 +52,8 @@ export interface Node {
   release(files: Record<string, string | null>, message: string): Promise<{ commit: string; pinnedAt: number }>;
   start(): void;
   status(): any;
-  /** Poll status.json every 20 ms until `ok`; returns when it first held (ms since epoch). */
-  until(what: string, ok: (s: any) => boolean, timeoutMs?: number): Promise<number>;
+  /** Poll status.json every 20 ms until `ok`; returns when it first held (ms since epoch). `trace` gets each new phase seen. */
+  until(what: string, ok: (s: any) => boolean, timeoutMs?: number, trace?: string[]): Promise<number>;
   /** Stop the agent (SIGTERM), then every process group it left running; remove the temp dir. */
   stop(): Promise<void>;
 }
@@ -91,10 +91,12 @@ export async function makeNode(name: string, roleText: string, pollText = "2s"):
     status() {
       try { return JSON.parse(readFileSync(join(state, "status.json"), "utf8")); } catch { return null; }
     },
-    async until(what, ok, timeoutMs = 120_000) {
+    async until(what, ok, timeoutMs = 120_000, trace) {
       const end = Date.now() + timeoutMs;
       for (;;) {
         const s = node.status();
+        const seen = s ? `${new Date().toISOString().slice(11, 23)} ${s.phase} ${s.lastTick?.reason ?? ""} healthy=${(s.processes ?? []).filter((p: any) => p.healthy).length}/${(s.processes ?? []).length}` : "";
+        if (trace && s && trace.at(-1)?.slice(13) !== seen.slice(13)) trace.push(seen);
         if (s && ok(s)) return Date.now();
         if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(s)?.slice(0, 600)}\nlast log lines:\n${node.logs.slice(-8).map((l) => JSON.stringify(l)).join("\n")}`);
         if (node.proc?.exitCode !== null && node.proc?.exitCode !== undefined) throw new Error(`the agent exited (${node.proc.exitCode}) while waiting for ${what}`);

@@ -1,6 +1,8 @@
-// Every command of DESIGN.md's table exists, and its --help has a usage line and an example.
+// Every command of DESIGN.md's table exists, and its --help has a usage line and an example;
+// what the commands print keeps secrets out.
 import { describe, expect, test } from "bun:test";
 import { COMMANDS } from "../../agent/cli/index.ts";
+import { withoutCredentials } from "../../agent/cli/run.ts";
 
 const DESIGN = ["run", "once", "status", "plan", "validate", "schema", "sync", "pause", "resume", "rollback", "logs", "history", "version"];
 
@@ -17,7 +19,6 @@ describe("command line", () => {
   }
 });
 
-import { withoutCredentials } from "../../agent/cli/run.ts";
 test("the repository URL is logged without its credentials", () => {
   expect(withoutCredentials("https://x-access-token:ghp_SECRET@git.example.com/acme/ops.git")).toBe("https://git.example.com/acme/ops.git");
   expect(withoutCredentials("http://127.0.0.1:8000/ops.git")).toBe("http://127.0.0.1:8000/ops.git");
