@@ -10,9 +10,14 @@ import { AGENT, APP, alive, get, makeKit, role, type Kit } from "./kit.ts";
 let k: Kit;
 let daemon: Subprocess | null = null;
 let starts = 0;
+let setupGroup = 0;
 
 beforeAll(async () => { k = await makeKit("faults", role(), { proxy: true }); });
-afterAll(async () => { await kill(); await k?.stop(); });
+afterAll(async () => {
+  await kill();
+  if (setupGroup) try { process.kill(-setupGroup, "SIGKILL"); } catch {}   // only if the test failed before the agent killed it
+  await k?.stop();
+});
 
 const web = (s: any) => s.processes.find((p: any) => p.name === "web");
 const stateJson = () => JSON.parse(readFileSync(join(k.state, "state.json"), "utf8"));
@@ -185,6 +190,7 @@ describe("faults under `agent run`", () => {
     const stale = await k.release(files("v5", { "roles/web.yaml": role() + `setup:\n  - run: /bin/sh -c "echo $$ > ${pidFile}; sleep 300; true"\n` }), "v5 with a setup step that hangs");
     await k.agent(["sync"]);
     const pgid = await until("the setup step running", () => { try { return Number(readFileSync(pidFile, "utf8").trim()) || null; } catch { return null; } });
+    setupGroup = pgid;
     expect(group(pgid).length).toBeGreaterThan(0);
     const newer = await k.release(files("v6"), "v6");
     const s = await convergedOn(newer);
