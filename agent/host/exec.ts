@@ -1,7 +1,9 @@
 // Run a command to completion: argv (no shell), cwd, env, timeout, output to a log fd or captured.
 // Used for setup steps, hooks, health commands, mkfs/mount, apt-get. Never throws for a non-zero
 // exit: the result says what happened; it throws only when the binary cannot be started.
-import { openSync, closeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { writeFileAtomic } from "./files.ts";
+import { isSameProcess, signalGroup, startTimeOf } from "./proc.ts";
 
 export interface ExecOptions {
   cwd?: string;
@@ -13,6 +15,11 @@ export interface ExecOptions {
   gid?: number;
   signal?: AbortSignal;
   stdin?: string;
+  /**
+   * Record the command's process group here while it runs, so that an agent killed meanwhile
+   * leaves a trace: the next agent reaps the orphaned group with reapGroup().
+   */
+  groupFile?: string;
 }
 
 export interface ExecResult {
@@ -39,6 +46,7 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
       uid: opts.uid,
       gid: opts.gid,
     });
+    if (opts.groupFile) writeFileAtomic(opts.groupFile, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid), argv }) + "\n");
     const killGroup = (sig: NodeJS.Signals) => { try { process.kill(-p.pid, sig); } catch {} };
     const timer = opts.timeoutMs ? setTimeout(() => { timedOut = true; killGroup("SIGKILL"); }, opts.timeoutMs) : undefined;
     const onAbort = () => killGroup("SIGKILL");
@@ -49,11 +57,26 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
     ]);
     await p.exited;
     clearTimeout(timer);
+    if (opts.groupFile) rmSync(opts.groupFile, { force: true });
     opts.signal?.removeEventListener("abort", onAbort);
     return { code: p.exitCode, signal: p.signalCode == null ? null : String(p.signalCode), timedOut, stdout, stderr, durationMs: performance.now() - started };
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/**
+ * Kill the process group recorded in `groupFile` by an exec() whose agent died, if that group's
+ * leader is still the very process that was recorded (a reused pid is never signalled). Removes
+ * the file. Returns the pgid killed, or null. Idempotent.
+ */
+export function reapGroup(groupFile: string): number | null {
+  let rec: { pgid?: number; startTime?: number | null };
+  try { rec = JSON.parse(readFileSync(groupFile, "utf8")); } catch { return null; }
+  rmSync(groupFile, { force: true });
+  if (!rec.pgid || rec.startTime == null || !isSameProcess(rec.pgid, rec.startTime)) return null;
+  signalGroup(rec.pgid, "SIGKILL");
+  return rec.pgid;
 }
 
 /** Split a command line like a shell does, without any shell features (no $, globs, pipes). */

@@ -115,7 +115,7 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
 async function runHook(L: Layout, commit: string, role: Role, command: string, phase: string, signal: AbortSignal): Promise<void> {
   logToRelease(L, commit, `--- ${phase}: ${command}`);
   const r = await exec(splitArgs(command), {
-    cwd: L.release(commit), logFile: L.releaseLog(commit), timeoutMs: 10 * 60_000, signal,
+    cwd: L.release(commit), logFile: L.releaseLog(commit), timeoutMs: 10 * 60_000, signal, groupFile: L.releaseGroup(commit),
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: L.release(commit), AGENT_COMMIT: commit, AGENT_RELEASE: L.release(commit) },
     ...(isRoot() && role.user !== "root" ? await uidOf(role.user) : {}),
   });

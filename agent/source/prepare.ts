@@ -91,7 +91,7 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
   }
   let r;
   try {
-    r = await exec(argv, { cwd: dir, env, timeoutMs: step.timeout, logFile: o.layout.releaseLog(o.commit), signal: o.signal,
+    r = await exec(argv, { cwd: dir, env, timeoutMs: step.timeout, logFile: o.layout.releaseLog(o.commit), signal: o.signal, groupFile: o.layout.releaseGroup(o.commit),
       uid: user && user.uid !== 0 ? user.uid : undefined, gid: user && user.uid !== 0 ? user.gid : undefined });
   } catch (e) {
     throw AgentError.terminal("SetupFailed", `setup step ${i + 1} "${step.run}" could not start (${(e as Error).message}); is the program installed (packages: in the role)?`);

@@ -8,6 +8,7 @@ export interface Layout {
   release(commit: string): string;
   releaseMeta(commit: string): string;  // releases/<commit>/.agent/release.json
   releaseLog(commit: string): string;   // releases/<commit>/.agent/release.log
+  releaseGroup(commit: string): string; // releases/<commit>/.agent/running.group: a setup step or hook under way
   current: string;                    // symlink -> releases/<commit>
   shared: string;
   logs: string;
@@ -26,6 +27,7 @@ export function layout(root: string): Layout {
     release: (c) => join(root, "releases", c),
     releaseMeta: (c) => join(root, "releases", c, ".agent", "release.json"),
     releaseLog: (c) => join(root, "releases", c, ".agent", "release.log"),
+    releaseGroup: (c) => join(root, "releases", c, ".agent", "running.group"),
     current: join(root, "current"),
     shared: join(root, "shared"),
     logs: join(root, "logs"),

@@ -4,6 +4,7 @@
 import { appendFileSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { switchSymlink, writeFileAtomic } from "../host/files.ts";
+import { reapGroup } from "../host/exec.ts";
 import type { Layout } from "./layout.ts";
 
 export type ReleaseState = "preparing" | "ready" | "active" | "good" | "failed";
@@ -206,4 +207,19 @@ export function logToRelease(l: Layout, commit: string, line: string): void {
 function isAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try { process.kill(pid, 0); return true; } catch (e) { return (e as { code?: string }).code === "EPERM"; }
+}
+
+/**
+ * Kill the setup steps and hooks that an agent killed mid-way left running (their process groups
+ * are recorded in releases/<commit>/.agent/running.group). Call once at start, as the only agent.
+ */
+export function reapOrphans(l: Layout): number[] {
+  if (!existsSync(l.releases)) return [];
+  const killed: number[] = [];
+  for (const name of readdirSync(l.releases)) {
+    if (!COMMIT_RE.test(name)) continue;
+    const pgid = reapGroup(l.releaseGroup(name));
+    if (pgid !== null) killed.push(pgid);
+  }
+  return killed;
 }

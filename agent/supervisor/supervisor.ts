@@ -9,7 +9,7 @@ import type { StateStore, ProcessRecord } from "../state/store.ts";
 import type { ProcessStatus } from "../status/types.ts";
 import { DEFAULT_BACKOFF, type BackoffPolicy } from "./backoff.ts";
 import { pastDeadline } from "./health-policy.ts";
-import { isSameProcess, startTimeOf } from "./proc.ts";
+import { isSameProcess, startTimeOf } from "../host/proc.ts";
 import { rotateIfNeeded, type RotationPolicy } from "./rotate.ts";
 import { Unit, type UnitContext } from "./unit.ts";
 import type { AdoptResult, ProcessSpec, ReplaceResult, SupervisorEvent, SupervisorTuning } from "./types.ts";

@@ -12,7 +12,7 @@ import type { ProcessRecord } from "../state/store.ts";
 import type { ProcessStatus } from "../status/types.ts";
 import { decideRestart, exitFailed, type BackoffPolicy, type BackoffState, type ExitFacts } from "./backoff.ts";
 import { initialHealth, livenessFailed, recordCheck, upLongEnough, type HealthState } from "./health-policy.ts";
-import { groupMembers, isSameProcess, readStat, signalGroup } from "./proc.ts";
+import { groupMembers, isSameProcess, readStat, signalGroup } from "../host/proc.ts";
 import { probe } from "./probe.ts";
 import type { ProcessSpec, SupervisorEvent } from "./types.ts";
 

@@ -200,11 +200,9 @@ describe("faults under `agent run`", () => {
     expect(releaseJson(stale).state).not.toBe("ready");
   }, 60_000);
 
-  // Known gap: a setup step runs in its own process group (so a cancel can kill it whole), which
-  // also means it outlives an agent that is SIGKILLed; nothing records its pgid, so the next agent
-  // cannot reap it. Fix in source/prepare.ts (record the step's pgid in release.json, kill it
-  // before preparing again).
-  test.todo("SIGKILLed during a setup step: the next agent kills the orphaned step's process group", async () => {
+  // A setup step runs in its own process group (so a cancel can kill it whole), which also means
+  // it outlives an agent that is SIGKILLed: its group is recorded, and the next agent reaps it.
+  test("SIGKILLed during a setup step: the next agent kills the orphaned step's process group", async () => {
     const m = markers(), pidFile = join(m, "orphan-pid"), once = join(m, "orphan-ran");
     const v = await k.release(files("v6b", { "roles/web.yaml": role() + `setup:\n  - run: /bin/sh -c "if [ -e ${once} ]; then exit 0; fi; touch ${once}; echo $$ > ${pidFile}; sleep 300; true"\n` }), "v6b with a setup step that hangs once");
     await k.agent(["sync"]);

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { alive, sandbox, supervisor, until, type Sandbox } from "../fixtures/supervisor-kit.ts";
 import { threeSpecs } from "../fixtures/supervisor-agent-specs.ts";
-import { readStat } from "../../agent/supervisor/proc.ts";
+import { readStat } from "../../agent/host/proc.ts";
 import { StateStore } from "../../agent/state/store.ts";
 
 let sb: Sandbox;

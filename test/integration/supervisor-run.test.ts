@@ -4,7 +4,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { alive, childSpec, freePort, sandbox, supervisor, until, type Sandbox } from "../fixtures/supervisor-kit.ts";
 import type { SupervisorEvent } from "../../agent/supervisor/types.ts";
-import { groupMembers } from "../../agent/supervisor/proc.ts";
+import { groupMembers } from "../../agent/host/proc.ts";
 
 let sb: Sandbox;
 let sup: ReturnType<typeof supervisor> | undefined;

@@ -1,6 +1,6 @@
 // Parsing /proc/<pid>/stat: the start time is what tells a reused pid from ours.
 import { expect, test } from "bun:test";
-import { parseStat, readStat } from "../../agent/supervisor/proc.ts";
+import { parseStat, readStat } from "../../agent/host/proc.ts";
 
 const line = (comm: string) =>
   `4242 (${comm}) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n`;
