@@ -65,7 +65,7 @@ async function main() {
       web: restarts[1]! - restarts[0]!, worker: restarts[2]! - restarts[1]!, clock: good - restarts[2]!,
       report: seen - good,
     });
-    console.log(`deploy ${i + 1}/${DEPLOYS}: ${(rows.at(-1)!.total! / 1000).toFixed(2)} s`);
+    console.log(`deploy ${i + 1}/${DEPLOYS}: ${(rows.at(-1)!.total! / 1000).toFixed(2)} s (poll wait ${(rows.at(-1)!.detect! / 1000).toFixed(2)} s)`);
     if (rows.at(-1)!.report! > 500) console.log(`  status.json only said so ${rows.at(-1)!.report} ms after \`release is good\`; phases seen: ${trace.join(" | ")}`);
   }
 
