@@ -54,14 +54,16 @@ export class ProcessesAdapter implements ProcessesPort {
   async replace(commit: string, role: Role, env: Record<string, string>) {
     const specs = await this.specs(commit, role, env);
     const running = this.sup.status();
-    for (const [pname, proc] of Object.entries(role.processes)) {
+    // All processes move at once: a role's cutover takes as long as its slowest process, not the sum.
+    const results = await Promise.all(Object.entries(role.processes).map(([pname, proc]) => {
       const mine = specs.filter((s) => s.process === pname);
       const old = running.filter((s) => s.name === pname || s.name.startsWith(`${pname}#`)).map((s) => s.name);
       const overlap = proc.overlap && !fixedPort(proc);
       this.log.info("restarting in place", { process: pname, commit: commit.slice(0, 12), mode: overlap ? "start-new-then-stop-old" : "stop-then-start" });
-      const r = await this.sup.replace(old, mine, { overlap });
-      if (!r.ok) return r;
-    }
+      return this.sup.replace(old, mine, { overlap });
+    }));
+    const failed = results.find((r) => !r.ok);
+    if (failed) return failed;
     this.sup.ensure(specs);   // processes the new role no longer has are stopped
     return { ok: true as const };
   }

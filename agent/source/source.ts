@@ -55,6 +55,7 @@ export class Source {
         throw AgentError.terminal("SourceNotFound", `branch ${this.o.branch} does not exist in ${this.safeUrl()}; check branch in the agent's config`);
       }
       if (tip === lastTip && (await this.has(tip))) return { tip, moved: false };
+      this.o.log.info("tip moved", { tip, from: lastTip });
       const judge = !!lastTip && lastTip !== tip && !this.o.allowForcePush;
       const canJudge = judge && (await this.has(lastTip!));
       if (judge && !canJudge) this.o.log.warn("last tip not in the object store; cannot check for a force-push this once", { lastTip });

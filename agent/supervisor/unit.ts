@@ -28,6 +28,9 @@ export interface UnitContext {
 type Info = Pick<ProcessRecord, "name" | "process" | "instance" | "commit" | "releaseDir" | "port" | "specHash">;
 const short = (c: string) => c.slice(0, 7);
 
+/** The first readiness check of a new process comes this soon, then doubles up to the interval. */
+const READINESS_FIRST_CHECK_MS = 250;
+
 export class Unit {
   state: ProcessStatus["state"] = "stopped";
   pid: number | null = null;
@@ -157,6 +160,9 @@ export class Unit {
       return;
     }
     const h = spec.health;
+    // Until it is first healthy, look sooner (250 ms, doubling up to the interval): a cutover
+    // should not wait a whole interval for a process that is already up.
+    let wait = Math.min(READINESS_FIRST_CHECK_MS, h.interval);
     const check = async () => {
       const r = await probe(h, { port: spec.port, cwd: spec.releaseDir, env: spec.env, user: spec.user });
       if (this.pid !== pid || this.stopping || this.detached) return;
@@ -164,9 +170,10 @@ export class Unit {
       this.health = recordCheck(h, was, r.ok, r.error);
       if (this.health.healthy && !was.healthy) this.becameHealthy();
       if (livenessFailed(this.health) && was.healthy) return void this.restartUnhealthy(r.error);
-      this.after(h.interval, check);
+      wait = this.health.everHealthy ? h.interval : Math.min(wait * 2, h.interval);
+      this.after(wait, check);
     };
-    this.after(h.interval, check);
+    this.after(wait, check);
   }
 
   private becameHealthy(): void {
