@@ -58,11 +58,11 @@ async function main() {
     const detected = firstReq >= 0 ? reqs.times[firstReq]! : NaN;
     const fetched = at(findLog(n.logs, "fetched tip", before, { tip }));
     const cut = at(findLog(n.logs, "cutover started", before, { commit }));
-    const restarts = PROCS.map((p) => at(findLog(n.logs, "restarting in place", before, { process: p, commit: commit.slice(0, 12) })));
+    const restart = at(findLog(n.logs, "restarting in place", before, { commit: commit.slice(0, 12) }));
     const good = at(findLog(n.logs, "release is good", before, { commit }));
     rows.push({
       total: seen - pinnedAt, detect: detected - pinnedAt, fetch: fetched - detected, prepare: cut - fetched,
-      web: restarts[1]! - restarts[0]!, worker: restarts[2]! - restarts[1]!, clock: good - restarts[2]!,
+      restart: good - restart,
       report: seen - good,
     });
     console.log(`deploy ${i + 1}/${DEPLOYS}: ${(rows.at(-1)!.total! / 1000).toFixed(2)} s (poll wait ${(rows.at(-1)!.detect! / 1000).toFixed(2)} s)`);
@@ -103,9 +103,7 @@ async function main() {
     detect: "pin pushed (at a random point of the poll cycle) -> the agent's next poll reaches the git server",
     fetch: "-> `fetched tip` (ref advertisement + incremental pack)",
     prepare: "-> `cutover started` (manifest, role, checkout, setup, plan)",
-    web: "web: start new, health check passes, stop old",
-    worker: "worker: start new, up minUptime, stop old",
-    clock: "clock: likewise -> `release is good`",
+    restart: "web, worker, clock together: start new, healthy (web: /up; others: up minUptime), stop old -> `release is good`",
     report: "-> status.json says so",
   });
   table(`rollback after a failed health check (${rb.length} runs)`, rb, {

@@ -54,13 +54,19 @@ export class ProcessesAdapter implements ProcessesPort {
   async replace(commit: string, role: Role, env: Record<string, string>) {
     const specs = await this.specs(commit, role, env);
     const running = this.sup.status();
-    // All processes move at once: a role's cutover takes as long as its slowest process, not the sum.
-    const results = await Promise.all(Object.entries(role.processes).map(([pname, proc]) => {
-      const mine = specs.filter((s) => s.process === pname);
-      const old = running.filter((s) => s.name === pname || s.name.startsWith(`${pname}#`)).map((s) => s.name);
-      const overlap = proc.overlap && !fixedPort(proc);
-      this.log.info("restarting in place", { process: pname, commit: commit.slice(0, 12), mode: overlap ? "start-new-then-stop-old" : "stop-then-start" });
-      return this.sup.replace(old, mine, { overlap });
+    // Two groups move at once. Those that may overlap start together and the old ones stop only
+    // when every new one is healthy (all or nothing: a failed cutover leaves the old ones untouched);
+    // those on a fixed port (or overlap: false) stop, then start. A role's cutover takes as long
+    // as its slowest process, not the sum.
+    const groups = [true, false].map((overlap) => {
+      const names = Object.entries(role.processes).filter(([, proc]) => (proc.overlap && !fixedPort(proc)) === overlap).map(([n]) => n);
+      const mine = specs.filter((s) => names.includes(s.process));
+      const old = running.filter((s) => names.some((n) => s.name === n || s.name.startsWith(`${n}#`))).map((s) => s.name);
+      return { overlap, names, mine, old };
+    }).filter((g) => g.names.length);
+    const results = await Promise.all(groups.map((g) => {
+      this.log.info("restarting in place", { processes: g.names, commit: commit.slice(0, 12), mode: g.overlap ? "start-new-then-stop-old" : "stop-then-start" });
+      return this.sup.replace(g.old, g.mine, { overlap: g.overlap });
     }));
     const failed = results.find((r) => !r.ok);
     if (failed) return failed;

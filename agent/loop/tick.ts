@@ -177,10 +177,6 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
         while (!p.processes.healthy(side.commit) && p.clock.now() < until) await p.clock.sleep(100, signal);
       }
     }
-    if (deploy === "success" && status.desired.tip && p.source.maintain) {
-      await p.source.maintain(status.desired.tip, [want.commit, ...(p.store.get().lastGoodCommit ? [p.store.get().lastGoodCommit!] : [])])
-        .catch((e) => p.log.child("source").warn("store maintenance failed", { error: toAgentError(e).message }));
-    }
     // 7. the address, only once the processes can serve
     const addr = p.cloud?.address(role, manifest, identity) ?? null;
     if (addr) {
@@ -232,6 +228,12 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     if (!opts.dryRun) {
       writeStatus(p, status);
       await writeTags(converged);
+      // After a deploy, keep the git store bounded; the status above is already out.
+      if (deploy === "success" && status.desired.tip && status.desired.commit && p.source.maintain) {
+        const keep = [status.desired.commit, ...(p.store.get().lastGoodCommit ? [p.store.get().lastGoodCommit!] : [])];
+        await p.source.maintain(status.desired.tip, keep)
+          .catch((e) => p.log.child("source").warn("store maintenance failed", { error: toAgentError(e).message }));
+      }
     }
     opts.onStatus?.(status);
     return { status, converged, actions: planned, error, deploy };
