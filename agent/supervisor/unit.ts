@@ -259,9 +259,11 @@ export class Unit {
   }
 
   view(now: number): ProcessStatus {
+    const healthy = this.isHealthy(now);
     return {
-      name: this.name, state: this.state, pid: this.pid, commit: this.info.commit, restarts: this.restarts,
-      healthy: this.isHealthy(now),
+      // Up minUptime is healthy the moment it is true, before the timer that says "running" fires.
+      name: this.name, state: this.state === "starting" && healthy ? "running" : this.state, pid: this.pid, commit: this.info.commit, restarts: this.restarts,
+      healthy,
       uptimeMs: this.startedAt === null ? undefined : now - this.startedAt,
       lastExit: this.lastExit,
       ...(this.reason ? { reason: this.reason } : {}),
