@@ -12,6 +12,7 @@ import {
 import { startEc2, type Ec2Server } from "../servers/ec2.ts";
 import { blockDeviceSize, byIdLinkName, isRoot, loopDevicesFor, mountsOf } from "../servers/loop.ts";
 import { exec } from "../../agent/host/exec.ts";
+import { firstLine } from "../servers/cli.ts";
 
 const root = isRoot();
 if (!root) console.log("servers-ec2: not root: loop device and mount tests skip (attachments stay API-only)");
@@ -307,14 +308,3 @@ describe("stop() and the command line", () => {
   });
 });
 
-async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const reader = stream.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  return text.split("\n")[0] ?? "";
-}

@@ -8,6 +8,7 @@ import { MetadataService } from "@aws-sdk/ec2-metadata-service";
 import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { startImds, IMDS_TEST_CREDENTIALS, type ImdsServer } from "../servers/imds.ts";
 import { startEc2 } from "../servers/ec2.ts";
+import { firstLine } from "../servers/cli.ts";
 
 let imds: ImdsServer;
 const client = (retries = 0, timeout = 1000) =>
@@ -162,15 +163,3 @@ describe("command line", () => {
   });
 });
 
-/** The first line a child writes to stdout. */
-async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const reader = stream.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  return text.split("\n")[0] ?? "";
-}

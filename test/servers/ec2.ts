@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createSparseFile, detachLoop, byIdLinkName } from "./loop.ts";
 import { ACTIONS } from "./ec2-actions.ts";
 import { Ec2Fault, errorXml, successXml, type Params } from "./ec2-wire.ts";
+import { serveFromCli } from "./cli.ts";
 
 export interface Ec2Instance { id: string; zone: string; tags: Record<string, string>; privateIp?: string }
 export interface Ec2Volume {
@@ -184,39 +185,13 @@ export function seedEc2(server: Ec2Server, seed: Ec2Seed): void {
   Object.assign(server.faults, seed.faults ?? {});
 }
 
-function parseCli(argv: string[]): { opts: Ec2Options; seed?: string } {
-  const opts: Partial<Ec2Options> = {};
-  let seed: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case "--port": opts.port = Number(value()); break;
-      case "--data-dir": opts.dataDir = value(); break;
-      case "--by-id-dir": opts.byIdDir = value(); break;
-      case "--state": seed = value(); break;
-      default: throw new Error(`unknown flag ${flag}; see docs/stand-ins.md`);
-    }
-  }
-  if (!opts.dataDir || !opts.byIdDir) throw new Error("--data-dir and --by-id-dir are required");
-  return { opts: opts as Ec2Options, seed };
-}
-
 if (import.meta.main) {
-  try {
-    const { opts, seed } = parseCli(process.argv.slice(2));
-    const server = await startEc2(opts);
-    if (seed) seedEc2(server, JSON.parse(readFileSync(seed, "utf8")) as Ec2Seed);
-    console.log(JSON.stringify({ url: server.url }));
-    const quit = () => void server.stop().then(() => process.exit(0));
-    process.on("SIGTERM", quit);
-    process.on("SIGINT", quit);
-  } catch (e) {
-    console.error(`ec2 stand-in: ${e instanceof Error ? e.message : String(e)}`);
-    process.exit(2);
-  }
+  serveFromCli("ec2", {
+    port: { type: "string", default: "0" }, "data-dir": { type: "string" }, "by-id-dir": { type: "string" }, state: { type: "string" },
+  }, async (v) => {
+    if (!v["data-dir"] || !v["by-id-dir"]) throw new Error("--data-dir and --by-id-dir are required");
+    const server = await startEc2({ port: Number(v.port), dataDir: v["data-dir"], byIdDir: v["by-id-dir"] });
+    if (v.state) seedEc2(server, JSON.parse(readFileSync(v.state, "utf8")) as Ec2Seed);
+    return server;
+  });
 }

@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { randomUUID } from "node:crypto";
+import { serveFromCli } from "./cli.ts";
 
 export interface ImdsNode {
   instanceId: string;
@@ -182,46 +183,19 @@ function lookup(m: Map<string, string>, path: string): string | undefined {
   return [...children].join("\n");
 }
 
-function parseCli(argv: string[]): { node: ImdsNode; port: number } {
-  const node: ImdsNode = { instanceId: "i-0standin", region: "us-east-1", zone: "us-east-1a", tags: {} };
-  let port = 0;
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case "--port": port = Number(value()); break;
-      case "--instance-id": node.instanceId = value(); break;
-      case "--region": node.region = value(); break;
-      case "--zone": node.zone = value(); break;
-      case "--iam-role": node.iamRole = value(); break;
-      case "--no-tags-in-metadata": node.tagsInMetadata = false; break;
-      case "--tag": {
-        const t = value();
-        const eq = t.indexOf("=");
-        if (eq <= 0) throw new Error(`--tag wants KEY=VALUE, got ${t}`);
-        node.tags[t.slice(0, eq)] = t.slice(eq + 1);
-        break;
-      }
-      default: throw new Error(`unknown flag ${flag}; see docs/stand-ins.md`);
-    }
-  }
-  return { node, port };
-}
-
 if (import.meta.main) {
-  try {
-    const { node, port } = parseCli(process.argv.slice(2));
-    const server = await startImds(node, { port });
-    console.log(JSON.stringify({ url: server.url }));
-    const quit = () => void server.stop().then(() => process.exit(0));
-    process.on("SIGTERM", quit);
-    process.on("SIGINT", quit);
-  } catch (e) {
-    console.error(`imds stand-in: ${e instanceof Error ? e.message : String(e)}`);
-    process.exit(2);
-  }
+  serveFromCli("imds", {
+    port: { type: "string", default: "0" }, "instance-id": { type: "string", default: "i-0standin" },
+    region: { type: "string", default: "us-east-1" }, zone: { type: "string", default: "us-east-1a" },
+    "iam-role": { type: "string" }, "no-tags-in-metadata": { type: "boolean" }, tag: { type: "string", multiple: true },
+  }, (v) => {
+    const tags: Record<string, string> = {};
+    for (const t of v.tag ?? []) {
+      const eq = t.indexOf("=");
+      if (eq <= 0) throw new Error(`--tag wants KEY=VALUE, got ${t}`);
+      tags[t.slice(0, eq)] = t.slice(eq + 1);
+    }
+    return startImds({ instanceId: v["instance-id"], region: v.region, zone: v.zone, tags, iamRole: v["iam-role"],
+      ...(v["no-tags-in-metadata"] ? { tagsInMetadata: false } : {}) }, { port: Number(v.port) });
+  });
 }
