@@ -1,6 +1,7 @@
 // A smart-HTTP git server for tests and the demo: a Bun.serve CGI bridge in front of the real
 // `git http-backend`, with fault injection (down, fixed status, delay) and a request log.
 // Listens on 127.0.0.1 only. Run standalone: `bun test/servers/git.ts --port 0 --root DIR`.
+import { serveFromCli } from "./cli.ts";
 
 export interface GitRequest { method: string; path: string; status: number; bytesOut: number }
 
@@ -101,13 +102,8 @@ function cgiResponse(out: Uint8Array): { response: Response; bodyLength: number 
 }
 
 if (import.meta.main) {
-  const args = process.argv.slice(2);
-  const get = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
-  const root = get("--root");
-  if (!root) { process.stderr.write("usage: bun test/servers/git.ts --root DIR [--port N] [--token T]\n"); process.exit(2); }
-  const s = await startGitServer({ root, port: Number(get("--port") ?? 0), token: get("--token") });
-  process.stdout.write(JSON.stringify({ url: s.url }) + "\n");
-  const quit = async () => { await s.stop(); process.exit(0); };
-  process.on("SIGTERM", quit);
-  process.on("SIGINT", quit);
+  serveFromCli("git", { root: { type: "string" }, port: { type: "string", default: "0" }, token: { type: "string" } }, (v) => {
+    if (!v.root) throw new Error("--root DIR is required (the directory holding <name>.git repositories)");
+    return startGitServer({ root: v.root, port: Number(v.port), token: v.token });
+  });
 }
