@@ -6,6 +6,7 @@ import { AgentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { exec, splitArgs } from "../host/exec.ts";
 import { isRoot, lookupUser } from "../host/users.ts";
+import { offerRuntime } from "../host/runtime.ts";
 import type { Config, Role } from "../manifest/schema.ts";
 import { Source, readToken } from "../source/source.ts";
 import { layout, type Layout } from "../state/layout.ts";
@@ -37,6 +38,8 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
   const L = layout(config.stateDir);
   for (const d of [L.root, L.releases, L.shared, L.logs]) mkdirSync(d, { recursive: true, mode: 0o755 });
   const store = new StateStore(L.stateFile);
+  // Setup steps, hooks and processes inherit PATH: `bun` resolves even on a node without one.
+  process.env.PATH = offerRuntime(L.bin);
   // The SDK's default credential chain reads instance-role keys from IMDS: the same one we use.
   if (config.imds.endpoint) process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = config.imds.endpoint;
   const ec2For = (region: string) => createEc2({ region, endpoint: config.aws.endpoint });

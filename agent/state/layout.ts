@@ -11,6 +11,7 @@ export interface Layout {
   releaseGroup(commit: string): string; // releases/<commit>/.agent/running.group: a setup step or hook under way
   current: string;                    // symlink -> releases/<commit>
   shared: string;
+  bin: string;                        // the `bun` shim (host/runtime.ts)
   logs: string;
   processLog(name: string): string;
   stateFile: string;
@@ -30,6 +31,7 @@ export function layout(root: string): Layout {
     releaseGroup: (c) => join(root, "releases", c, ".agent", "running.group"),
     current: join(root, "current"),
     shared: join(root, "shared"),
+    bin: join(root, "bin"),
     logs: join(root, "logs"),
     processLog: (n) => join(root, "logs", `${n}.log`),
     stateFile: join(root, "state.json"),
