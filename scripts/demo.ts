@@ -111,7 +111,7 @@ async function main() {
 function start(a: (typeof agents)[number]) {
   const log = Bun.file(join(dir, "nodes", `${a.name}.log`));
   a.proc = Bun.spawn([AGENT, "run", "--config", a.config], {
-    env: { ...process.env, PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}`, NO_COLOR: "1" },
+    env: { ...process.env, NO_COLOR: "1" },           // no bun needed on PATH: the agent carries one
     stdout: log, stderr: log,
   });
 }
