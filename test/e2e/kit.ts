@@ -64,6 +64,8 @@ export interface KitOptions {
   proxy?: boolean;
   /** Environment changes for every agent run; undefined removes a variable. */
   env?: Record<string, string | undefined>;
+  /** Serve Prometheus metrics here (host:port); default off. */
+  metrics?: string;
 }
 
 export async function makeKit(name: string, roleText = role(), kitOpts: KitOptions = {}): Promise<Kit> {
@@ -80,7 +82,7 @@ export async function makeKit(name: string, roleText = role(), kitOpts: KitOptio
   writeFileSync(config, [
     `repo: ${(proxy ?? git).url}/ops.git`, "branch: main", `stateDir: ${state}`,
     ...(kitOpts.config ?? ["identity: { role: web, environment: staging, instanceId: e2e-1 }"]),
-    "control: { metrics: null }", "",
+    `control: { metrics: ${kitOpts.metrics ? JSON.stringify(kitOpts.metrics) : "null"} }`, "",
   ].join("\n"));
   const kit: Kit = {
     dir, state, config, git, repo, proxy,
