@@ -6,6 +6,7 @@ import type { ControlHandlers } from "../control/server.ts";
 import type { Status } from "../status/types.ts";
 import type { Ports } from "./ports.ts";
 import { newMemory, tick, type TickResult } from "./tick.ts";
+import { nextPollDelay } from "../source/source.ts";
 
 export interface DaemonHooks {
   /** Called after every tick (metrics). */
@@ -22,11 +23,6 @@ export interface Daemon {
 }
 
 const DEFAULT_POLL_MS = 30_000;
-
-/** The next poll delay: `poll` ±10% jitter, so a fleet does not poll in lockstep. Pure. */
-export function nextPollDelay(pollMs: number, random: number): number {
-  return Math.round(pollMs * (0.9 + 0.2 * random));
-}
 
 export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   const log = p.log.child("loop");

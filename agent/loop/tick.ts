@@ -14,7 +14,7 @@ import type { Identity, Ports } from "./ports.ts";
 
 /** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
 export interface Memory {
-  manifest: { value: Manifest; tip: string; file: string } | null;   // the last good desired state
+  manifest: { value: Manifest; tip: string } | null;   // the last good desired state
   roles: Map<string, Role>;
   subjects: Map<string, string>;
 }
@@ -72,7 +72,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
       status.desired.tip = tip;
       if (!mem.manifest || mem.manifest.tip !== tip) {
         const parsed = await p.source.readManifest(tip, env);
-        if (parsed.ok) mem.manifest = { value: parsed.value, tip, file: parsed.file };
+        if (parsed.ok) mem.manifest = { value: parsed.value, tip };
         else {
           sourceError = AgentError.terminal("ManifestInvalid",
             `${parsed.file} at ${tip.slice(0, 12)} is invalid; keeping the last good manifest:\n${parsed.problems.map(formatProblem).join("\n")}`);
