@@ -31,8 +31,6 @@ const TIP_REF = "refs/heads/agent-tip";
 
 export class Source {
   readonly http: CountingHttp;
-  /** The last manifest at a tip that parsed: kept by the caller when a newer tip's does not. */
-  lastGoodManifest: { tip: string; manifest: Manifest } | null = null;
   private opened = false;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -79,7 +77,6 @@ export class Source {
           `${file} does not exist at ${tip.slice(0, 12)}; add it to the repository (the node's environment is ${environment})`);
       }
       const parsed = parseManifest(text, file);
-      if (parsed.ok) this.lastGoodManifest = { tip, manifest: parsed.value };
       return { ...parsed, file };
     });
   }

@@ -86,7 +86,7 @@ test("an unknown commit is CommitNotFound, a missing role RoleMissing, a missing
   expect((await err(src.readManifest(tip, "staging"))).reason).toBe("ManifestMissing");
 });
 
-test("a manifest that does not parse reports file:line and keeps the last good one", async () => {
+test("a manifest that does not parse reports file:line (the loop keeps the last good one)", async () => {
   const { src } = newSource("badmanifest");
   const t1 = (await src.poll(null)).tip;
   expect((await src.readManifest(t1, "production")).ok).toBe(true);
@@ -95,7 +95,6 @@ test("a manifest that does not parse reports file:line and keeps the last good o
   const bad = await src.readManifest(t2, "production");
   expect(bad.ok).toBe(false);
   if (!bad.ok) expect(bad.problems[0]).toMatchObject({ file: "manifests/production.yaml", line: 1, path: "commit" });
-  expect(src.lastGoodManifest?.tip).toBe(t1);
   await repo.commit({ "manifests/production.yaml": `commit: ${appCommit}\n` }, "fix manifest");
 });
 
