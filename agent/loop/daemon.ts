@@ -32,6 +32,8 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   let wake: (() => void) | null = null;
   let last: Status | null = null;
   let running: AbortController | null = null;
+  let ticksStarted = 0;
+  const afterTick: { seq: number; resolve: (r: TickResult) => void }[] = [];
 
   const poke = () => { again = true; wake?.(); };
   const sleep = (ms: number) => new Promise<void>((resolve) => {
@@ -69,6 +71,7 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   async function loop() {
     while (!stopping) {
       again = false;
+      const seq = ++ticksStarted;
       const ac = new AbortController();
       running = ac;
       const watchDone = new AbortController();
@@ -87,6 +90,9 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
       }
       last = r.status;
       hooks.onTick?.(r);
+      const answered = afterTick.filter((w) => w.seq < seq);
+      afterTick.splice(0, afterTick.length, ...afterTick.filter((w) => w.seq >= seq));
+      for (const w of answered) w.resolve(r);
       if (r.error) log.warn("tick did not converge", { reason: r.error.reason, error: r.error.message, durationMs: r.status.lastTick.durationMs });
       else log.debug("tick", { phase: r.status.phase, durationMs: r.status.lastTick.durationMs });
       if (stopping) break;
@@ -125,8 +131,14 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
       }
       if (p.store.get().badCommits.includes(target)) return { ok: false, message: `${target.slice(0, 12)} failed on this node before; pick another (agent history)` };
       p.store.update((s) => { s.localPin = { commit: target, manifestCommit, at: p.clock.now() }; });
+      // Answer when a tick that began after the pin has finished: the node runs the target, or why not.
+      const done = new Promise<TickResult>((resolve) => afterTick.push({ seq: ticksStarted, resolve }));
       poke();
-      return { ok: true, commit: target, message: `rolling back to ${target.slice(0, 12)}; it stays until the manifest pins another commit` };
+      const r = await done;
+      if (r.status.current.commit === target) {
+        return { ok: true, commit: target, message: `rolled back: running ${target.slice(0, 12)}${r.converged ? ", healthy" : ` (${r.status.phase})`}; it stays until the manifest pins another commit` };
+      }
+      return { ok: false, commit: target, message: `the rollback to ${target.slice(0, 12)} did not happen: ${r.error ? `${r.error.reason}: ${r.error.message}` : r.status.phase}; see agent status` };
     },
   };
 

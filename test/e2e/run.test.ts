@@ -83,6 +83,8 @@ describe("agent run", () => {
   test("`agent rollback` runs the previous good release until the manifest moves", async () => {
     const r = await k.agent(["rollback"]);
     expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`rolled back: running ${v2.slice(0, 12)}`);   // it answers once done
+    expect(readlinkSync(join(k.state, "current"))).toBe(`releases/${v2}`);
     const s = await until("rolled back to v2", (s) => s.current.commit === v2 && s.phase === "converged");
     expect(s.notices.join("\n")).toContain("agent rollback");
     expect(readlinkSync(join(k.state, "current"))).toBe(`releases/${v2}`);
