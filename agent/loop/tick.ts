@@ -116,13 +116,18 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     // 4. observe + plan
     status.current.commit = current;
     if (current) status.current.subject = mem.subjects.get(current) ?? await subjectOf(p, mem, current).catch(() => null);
-    const info = p.releases.info(want.commit);
-    const relPlan = desiredOk
-      ? planRelease(want.commit, {
-        current, lastGood: p.store.get().lastGoodCommit, badCommits: p.store.get().badCommits,
-        desiredRelease: info, deploying: p.store.get().deploying, paused: p.store.get().paused,
-      }, p.clock.now())
-      : { actions: [], blocked: null, converged: false };
+    // A cutover recorded but never switched (the agent died in a before_cutover hook) left nothing
+    // to confirm: forget it, or it would hold back drift repair and convergence for good.
+    const deploying = p.store.get().deploying;
+    if (deploying && deploying.commit !== current && !opts.dryRun) p.store.update((s) => { s.deploying = null; });
+    const observed = (commit: string) => ({
+      current, lastGood: p.store.get().lastGoodCommit, badCommits: p.store.get().badCommits,
+      desiredRelease: p.releases.info(commit), deploying: p.store.get().deploying, paused: p.store.get().paused,
+    });
+    // An unusable desired release still lets an interrupted cutover finish (confirm or roll back).
+    const relPlan = desiredOk ? planRelease(want.commit, observed(want.commit), p.clock.now())
+      : current && deploying?.commit === current ? planRelease(current, observed(current), p.clock.now())
+        : { actions: [], blocked: null, converged: false };
     planned.push(...relPlan.actions);
 
     // volumes come first: processes start only on mounted volumes
@@ -155,8 +160,10 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
         const out = ended(await cutover(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(action.from), signal));
         if (!out.ok) { error = deployError(out); break; }
       } else if (action.kind === "release.confirm") {
+        // The interrupted cutover's own release and role: the manifest may have moved on since.
         report("waiting");
-        const out = ended(await confirm(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(action.from), action.startedAt, healthDeadline(role), signal));
+        const to = (await sideOf(action.commit))!;
+        const out = ended(await confirm(p, to, await sideOf(action.from), action.startedAt, healthDeadline(to.role), signal));
         if (!out.ok) { error = deployError(out); break; }
       } else if (action.kind === "release.rollback") {
         report("cutover");
@@ -166,8 +173,10 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     }
 
     // 6. drift: the current release's processes run and are healthy
+    // A bad release that `current` still names (a first deploy failed: nothing to go back to) is
+    // not started again.
     const now = p.releases.current();
-    if (now && volumesReady && !p.store.get().deploying) {
+    if (now && volumesReady && !p.store.get().deploying && !p.store.get().badCommits.includes(now)) {
       const side = (await sideOf(now))!;
       await p.processes.ensure(side.commit, side.role, side.env);
       // `agent once` answers "converged?" for processes it may have just adopted or restarted:

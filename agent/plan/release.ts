@@ -64,6 +64,8 @@ export function planRelease(desired: string, o: ReleaseObserved, now: number): R
   }
 
   const ref = `release/${desired.slice(0, 12)}`;
+  // A failed cutover goes back to `from`: never to a release that failed here itself.
+  const from = o.current && !o.badCommits.includes(o.current) ? o.current : null;
   switch (o.desiredRelease.state) {
     case "failed":
       if (o.desiredRelease.failedAt != null && now - o.desiredRelease.failedAt < SETUP_RETRY_MS) {
@@ -76,7 +78,7 @@ export function planRelease(desired: string, o: ReleaseObserved, now: number): R
       return {
         actions: [
           { kind: "release.prepare", ref, commit: desired, description: `fetch, check out and set up ${short(desired)} beside the running release` },
-          { kind: "release.cutover", ref, commit: desired, from: o.current, description: `switch current from ${short(o.current)} to ${short(desired)} and restart in place, health-gated` },
+          { kind: "release.cutover", ref, commit: desired, from, description: `switch current from ${short(o.current)} to ${short(desired)} and restart in place, health-gated` },
         ],
         blocked: null, converged: false,
       };
@@ -84,7 +86,7 @@ export function planRelease(desired: string, o: ReleaseObserved, now: number): R
     case "good":
     case "active":
       return {
-        actions: [{ kind: "release.cutover", ref, commit: desired, from: o.current, description: `switch current from ${short(o.current)} to ${short(desired)} and restart in place, health-gated` }],
+        actions: [{ kind: "release.cutover", ref, commit: desired, from, description: `switch current from ${short(o.current)} to ${short(desired)} and restart in place, health-gated` }],
         blocked: null, converged: false,
       };
   }

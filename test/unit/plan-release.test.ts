@@ -48,6 +48,10 @@ describe("planRelease", () => {
   test("an interrupted cutover that never switched is simply cut over again", () => {
     expect(kinds({ current: A, deploying: { commit: B, from: A, startedAt: 5 }, desiredRelease: { state: "ready" } }, B)).toEqual(["release.cutover"]);
   });
+  test("a cutover away from a bad current release never rolls back onto it", () => {
+    const p = planRelease(C, { ...base, current: B, lastGood: null, badCommits: [B], desiredRelease: { state: "ready" } }, 0);
+    expect(p.actions).toEqual([expect.objectContaining({ kind: "release.cutover", commit: C, from: null })]);
+  });
   test("a failed preparation waits before it is tried again", () => {
     const failedAt = 1_000;
     const soon = planRelease(B, { ...base, desiredRelease: { state: "failed", failedAt, reason: "SetupFailed" } }, failedAt + 1000);

@@ -28,6 +28,7 @@ class World {
   unhealthyCommits = new Set<string>();
   prepared: string[] = [];
   hooks: string[] = [];
+  started: string[] = [];     // `${process}@${commit[0]}` for every process an ensure() started
 }
 
 function ports(w: World, dir: string, clock = new ManualClock(1_000_000)): Ports {
@@ -54,10 +55,14 @@ function ports(w: World, dir: string, clock = new ManualClock(1_000_000)): Ports
       prune: () => {},
     },
     processes: {
-      ensure: async (commit, role) => { for (const name of Object.keys(role.processes)) w.running.set(name, { commit, healthy: !w.unhealthyCommits.has(commit) }); },
+      // level-based, like the real port: exactly the role's processes run afterwards
+      ensure: async (commit, role) => {
+        for (const name of Object.keys(role.processes)) if (w.running.get(name)?.commit !== commit) w.started.push(`${name}@${commit[0]}`);
+        w.running = new Map(Object.keys(role.processes).map((name) => [name, { commit, healthy: !w.unhealthyCommits.has(commit) }]));
+      },
       replace: async (commit, role) => {
         if (w.unhealthyCommits.has(commit)) return { ok: false, reason: "HealthCheckFailed", message: "web never became healthy" };
-        for (const name of Object.keys(role.processes)) w.running.set(name, { commit, healthy: true });
+        w.running = new Map(Object.keys(role.processes).map((name) => [name, { commit, healthy: true }]));
         return { ok: true };
       },
       stopAll: async () => { w.running.clear(); },
@@ -212,5 +217,68 @@ describe("tick", () => {
     expect(r.actions.map((a) => a.kind)).toEqual(["release.prepare", "release.cutover"]);
     expect(w.current).toBeNull();
     expect(w.prepared).toEqual([]);
+  });
+});
+
+describe("tick: review findings", () => {
+  test("a first deploy that fails health leaves nothing running, and later ticks do not start it again", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    w.unhealthyCommits.add(A);
+    const r = await tick(p, mem, { mode: "run" });
+    expect(r.error?.reason).toBe("HealthCheckFailed");
+    expect(p.store.get().badCommits).toEqual([A]);
+    expect([...w.running.keys()]).toEqual([]);
+    const again = await tick(p, mem, { mode: "run" });
+    expect(again.error?.reason).toBe("CommitMarkedBad");
+    expect([...w.running.keys()]).toEqual([]);
+  });
+
+  test("a cutover killed in its before_cutover hook (never switched) does not block convergence or drift repair", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    // the previous agent began a cutover to B and died in a hook; the manifest still pins A
+    w.releases.set(B, { state: "ready" });
+    p.store.update((s) => { s.deploying = { commit: B, from: A, startedAt: p.clock.now() }; });
+    w.running.clear();
+    const r = await tick(p, newMemory(), { mode: "once" });
+    expect(w.running.get("web")?.commit).toBe(A);
+    expect(p.store.get().deploying).toBeNull();
+    expect(r.converged).toBe(true);
+    expect(r.status.phase).toBe("converged");
+  });
+
+  test("an interrupted cutover is confirmed with its own role, even when the manifest moved on meanwhile", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    w.roles[C] = { processes: { worker: { run: "work" } } };
+    await tick(p, mem, { mode: "once" });
+    w.current = B; w.releases.set(B, { state: "active" });
+    w.running.clear(); w.running.set("web", { commit: B, healthy: true });
+    p.store.update((s) => { s.deploying = { commit: B, from: A, startedAt: p.clock.now() }; });
+    w.manifestCommit = C; w.tip = "9".repeat(40);
+    const r = await tick(p, newMemory(), { mode: "once" });
+    expect(w.releases.get(B)?.state).toBe("good");
+    // B was confirmed as B (its process web, not C's worker) ...
+    expect([...w.running].map(([n, x]) => `${n}@${x.commit[0]}`)).toEqual(["web@b"]);
+    expect(w.started).not.toContain("worker@b");
+    expect(r.error).toBeNull();
+    // ... then the node moves on to C
+    const next = await tick(p, newMemory(), { mode: "once" });
+    expect(next.converged).toBe(true);
+    expect([...w.running].map(([n, x]) => `${n}@${x.commit[0]}`)).toEqual(["worker@c"]);
+  });
+
+  test("an interrupted cutover is finished even when the manifest now pins a commit that does not exist", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.current = B; w.releases.set(B, { state: "active" }); w.unhealthyCommits.add(B);
+    w.running.set("web", { commit: B, healthy: false });
+    p.store.update((s) => { s.deploying = { commit: B, from: A, startedAt: p.clock.now() }; });
+    w.manifestCommit = "d".repeat(40); w.tip = "a1".repeat(20);
+    const r = await tick(p, newMemory(), { mode: "once" });
+    expect(w.current).toBe(A);
+    expect(p.store.get().deploying).toBeNull();
+    expect(p.store.get().badCommits).toContain(B);
+    expect(w.running.get("web")?.commit).toBe(A);
+    expect(r.status.current.commit).toBe(A);
   });
 });
