@@ -33,7 +33,7 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   let last: Status | null = null;
   let running: AbortController | null = null;
   let ticksStarted = 0;
-  const afterTick: { seq: number; resolve: (r: TickResult) => void }[] = [];
+  const afterTick: { seq: number; resolve: (r: TickResult | null) => void }[] = [];
 
   const poke = () => { again = true; wake?.(); };
   const sleep = (ms: number) => new Promise<void>((resolve) => {
@@ -75,7 +75,7 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
       const ac = new AbortController();
       running = ac;
       const watchDone = new AbortController();
-      let r: TickResult;
+      let r: TickResult | null = null;
       try {
         r = await tick(p, mem, {
           mode: "run", signal: ac.signal,
@@ -84,9 +84,18 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
             if (s.phase === "preparing") void watch(watchDone, s.desired.commit);
           },
         });
+      } catch (e) {
+        // tick() keeps its failures as data; a throw here is a bug or a broken host (disk). Never
+        // let it end the loop: the processes are still supervised, and the next tick may succeed.
+        log.error("tick failed unexpectedly; trying again soon", { error: errorMessage(e) });
       } finally {
         watchDone.abort();
         running = null;
+      }
+      if (!r) {
+        if (stopping) break;
+        await sleep(nextPollDelay(Math.min(mem.manifest?.value.poll ?? DEFAULT_POLL_MS, 5_000), p.clock.random()));
+        continue;
       }
       last = r.status;
       hooks.onTick?.(r);
@@ -132,9 +141,10 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
       if (p.store.get().badCommits.includes(target)) return { ok: false, message: `${target.slice(0, 12)} failed on this node before; pick another (agent history)` };
       p.store.update((s) => { s.localPin = { commit: target, manifestCommit, at: p.clock.now() }; });
       // Answer when a tick that began after the pin has finished: the node runs the target, or why not.
-      const done = new Promise<TickResult>((resolve) => afterTick.push({ seq: ticksStarted, resolve }));
+      const done = new Promise<TickResult | null>((resolve) => afterTick.push({ seq: ticksStarted, resolve }));
       poke();
       const r = await done;
+      if (!r) return { ok: false, commit: target, message: `the agent stopped before the rollback ran; the pin to ${target.slice(0, 12)} is kept and the next agent runs it` };
       if (r.status.current.commit === target) {
         return { ok: true, commit: target, message: `rolled back: running ${target.slice(0, 12)}${r.converged ? ", healthy" : ` (${r.status.phase})`}; it stays until the manifest pins another commit` };
       }
@@ -149,6 +159,9 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   return {
     handlers,
     start: () => loop().catch((e) => { log.error("the loop stopped", { error: errorMessage(e) }); }),
-    stop() { stopping = true; running?.abort(); wake?.(); },
+    stop() {
+      stopping = true; running?.abort(); wake?.();
+      for (const w of afterTick.splice(0)) w.resolve(null);   // no handler waits for a tick that never comes
+    },
   };
 }

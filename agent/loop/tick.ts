@@ -291,7 +291,13 @@ function cacheIdentity(p: Ports, id: Identity) {
   p.store.update((s) => { s.identity = { ...id, at: p.clock.now() }; });
 }
 
+/** Never throws: a status.json that cannot be written (disk full) must not stop a deploy or the loop. */
 function writeStatus(p: Ports, s: Status) {
   s.writtenAt = p.clock.now();
-  writeFileAtomic(p.layout.statusFile, JSON.stringify(s, null, 2) + "\n");
+  try {
+    writeFileAtomic(p.layout.statusFile, JSON.stringify(s, null, 2) + "\n");
+  } catch (e) {
+    p.log.child("loop").warn("cannot write status.json: `agent status` shows an older tick (the socket still answers); free space in the state directory",
+      { error: toAgentError(e).message });
+  }
 }

@@ -1,7 +1,7 @@
 // The reconcile tick against in-memory ports: the decisions of a deploy (prepare, cutover,
 // health-gated rollback, bad commits, drift repair, interrupted cutovers) without a process.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../../agent/core/clock.ts";
@@ -9,7 +9,8 @@ import { AgentError } from "../../agent/core/errors.ts";
 import { memoryLogger } from "../../agent/core/log.ts";
 import { Config, Manifest, Role } from "../../agent/manifest/schema.ts";
 import type { Ports, ReleaseInfo } from "../../agent/loop/ports.ts";
-import { newMemory, tick } from "../../agent/loop/tick.ts";
+import { newMemory, tick, type TickResult } from "../../agent/loop/tick.ts";
+import { createDaemon } from "../../agent/loop/daemon.ts";
 import { layout } from "../../agent/state/layout.ts";
 import { StateStore } from "../../agent/state/store.ts";
 import type { ProcessStatus } from "../../agent/status/types.ts";
@@ -20,6 +21,7 @@ class World {
   tip = "1".repeat(40);
   manifestCommit = A;
   manifestOk = true;
+  poll = "30s";
   sourceDown = false;
   roles: Record<string, unknown> = { [A]: { processes: { web: { run: "app" } } }, [B]: { processes: { web: { run: "app" } } }, [C]: { processes: { web: { run: "app" } }, hooks: { before_cutover: ["fail"] } } };
   releases = new Map<string, ReleaseInfo>();
@@ -40,7 +42,7 @@ function ports(w: World, dir: string, clock = new ManualClock(1_000_000)): Ports
     source: {
       poll: async () => { if (w.sourceDown) throw new AgentError("SourceUnreachable", "git server down"); return { tip: w.tip, moved: true }; },
       readManifest: async (tip) => w.manifestOk
-        ? { ok: true, value: Manifest.parse({ commit: w.manifestCommit }), file: "manifests/staging.yaml" }
+        ? { ok: true, value: Manifest.parse({ commit: w.manifestCommit, poll: w.poll }), file: "manifests/staging.yaml" }
         : { ok: false, problems: [{ file: "manifests/staging.yaml", line: 1, column: 9, path: "commit", message: "must be a full 40-character hex commit id" }], file: "manifests/staging.yaml" },
       ensureCommit: async (c) => { if (!w.roles[c]) throw AgentError.terminal("CommitNotFound", `no commit ${c}`); return { subject: `subject of ${c.slice(0, 4)}` }; },
       readRole: async (c) => Role.parse(w.roles[c]),
@@ -281,4 +283,51 @@ describe("tick: review findings", () => {
     expect(w.running.get("web")?.commit).toBe(A);
     expect(r.status.current.commit).toBe(A);
   });
+});
+
+describe("daemon: review findings", () => {
+  test("a status.json that cannot be written is a warning: the tick still deploys and answers", async () => {
+    const w = new World(), p = ports(w, dir);
+    mkdirSync(join(dir, "status.json"));          // rename(2) onto a directory fails, like a full disk
+    const r = await tick(p, newMemory(), { mode: "once" });
+    expect(r.converged).toBe(true);
+    expect(w.current).toBe(A);
+  });
+
+  test("a tick that throws does not stop the loop", async () => {
+    const w = new World(), p = ports(w, dir, new ManualClock(1_000_000));
+    w.poll = "20ms";
+    const status = p.processes.status;
+    let calls = 0;
+    p.processes.status = () => { if (++calls <= 2) throw new Error("boom"); return status(); };
+    const ticks: TickResult[] = [];
+    const d = createDaemon(p, { goodReleases: () => [], onTick: (r) => ticks.push(r) });
+    const done = d.start();
+    const until = Date.now() + 20_000;
+    while (ticks.length < 1 && Date.now() < until) { d.handlers.sync(); await Bun.sleep(20); }
+    d.stop();
+    await done;
+    expect(ticks.length).toBeGreaterThanOrEqual(1);
+    expect(w.current).toBe(A);
+  });
+});
+
+test("daemon: stop() answers an `agent rollback` still waiting for its tick", async () => {
+  const w = new World(), p = ports(w, dir);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const ticks: TickResult[] = [];
+  const d = createDaemon(p, { goodReleases: () => [B], onTick: (r) => ticks.push(r) });
+  const done = d.start();
+  while (ticks.length < 1) await Bun.sleep(10);
+  p.identity.resolve = async () => { await gate; throw new Error("IMDS hangs"); };   // the next tick wedges
+  const answer = d.handlers.rollback(B);
+  await Bun.sleep(50);
+  d.stop();
+  const a = await Promise.race([answer, Bun.sleep(5_000).then(() => null)]);
+  release();
+  await done;
+  expect(a).toMatchObject({ ok: false });
+  expect((a as { message: string }).message).toContain("stopped");
+  expect(p.store.get().localPin?.commit).toBe(B);
 });
