@@ -43,8 +43,11 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   });
 
   // While a tick prepares a release, look at the tip every poll: a newer pinned commit cancels
-  // the stale preparation (the next tick prepares the new one).
+  // the stale preparation (the next tick prepares the new one). "Newer" means the manifest pins
+  // another commit than the one the tick works from: a tip that moved for any other reason, or a
+  // local pin (`agent rollback`) being prepared, is no reason to cancel.
   async function watch(ac: AbortController, preparing: string | null) {
+    const pinnedBy = (m: NonNullable<typeof mem.manifest>["value"], role: string) => m.roles[role]?.commit ?? m.commit;
     const every = mem.manifest?.value.poll ?? DEFAULT_POLL_MS;
     while (!ac.signal.aborted && !stopping) {
       await p.clock.sleep(every, ac.signal);
@@ -55,8 +58,8 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
         const env = p.store.get().identity?.environment, role = p.store.get().identity?.role;
         if (!env || !role) continue;
         const m = await p.source.readManifest(tip, env);
-        const pinned = m.ok ? (m.value.roles[role]?.commit ?? m.value.commit) : null;
-        if (pinned && pinned !== preparing) {
+        const pinned = m.ok ? pinnedBy(m.value, role) : null;
+        if (pinned && pinned !== pinnedBy(mem.manifest.value, role)) {
           log.info("a newer commit is pinned; cancelling the stale preparation", { preparing, pinned });
           again = true;
           running?.abort();

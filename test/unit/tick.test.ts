@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ManualClock } from "../../agent/core/clock.ts";
+import { ManualClock, systemClock, type Clock } from "../../agent/core/clock.ts";
 import { AgentError } from "../../agent/core/errors.ts";
 import { memoryLogger } from "../../agent/core/log.ts";
 import { Config, Manifest, Role } from "../../agent/manifest/schema.ts";
@@ -33,7 +33,7 @@ class World {
   started: string[] = [];     // `${process}@${commit[0]}` for every process an ensure() started
 }
 
-function ports(w: World, dir: string, clock = new ManualClock(1_000_000)): Ports {
+function ports(w: World, dir: string, clock: Clock = new ManualClock(1_000_000)): Ports {
   const L = layout(dir);
   return {
     config: Config.parse({ repo: "http://127.0.0.1:1/ops.git", stateDir: dir, identity: { role: "web", environment: "staging", instanceId: "dev-1" } }),
@@ -330,4 +330,31 @@ test("daemon: stop() answers an `agent rollback` still waiting for its tick", as
   expect(a).toMatchObject({ ok: false });
   expect((a as { message: string }).message).toContain("stopped");
   expect(p.store.get().localPin?.commit).toBe(B);
+});
+
+test("daemon: a tip that moves without a new pin does not cancel the preparation of a locally pinned release", async () => {
+  const w = new World(), p = ports(w, dir, systemClock);   // real sleeps: watch() polls on them
+  w.poll = "10ms";
+  await tick(p, newMemory(), { mode: "run" });
+  p.store.update((s) => { s.localPin = { commit: B, manifestCommit: A, at: 0 }; });
+  let aborted = false, release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  let preparing = false;
+  p.releases.prepare = async (c, _r, _e, signal) => {
+    preparing = true;
+    signal.addEventListener("abort", () => { aborted = true; release(); });
+    await gate;
+    if (signal.aborted) throw new AgentError("PreparationCancelled", "cancelled");
+    w.releases.set(c, { state: "ready" });
+  };
+  const d = createDaemon(p, { goodReleases: () => [] });
+  const done = d.start();
+  while (!preparing) await Bun.sleep(5);
+  w.tip = "e".repeat(40);                 // an unrelated commit: the manifest still pins A
+  await Bun.sleep(300);                    // many watch polls
+  const wasAborted = aborted;
+  release();
+  d.stop();
+  await done;
+  expect(wasAborted).toBe(false);
 });
