@@ -137,6 +137,11 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     }
     status.resources.push(...volumeConditions);
     const volumesReady = volumeConditions.every((c) => c.ready);
+    // The running release needs only its own volumes: one that only the next release adds (not
+    // bound yet, still attaching) holds back the cutover, not the repair of what runs.
+    const currentRole = current && current !== want.commit && desiredOk ? await roleAt(p, mem, current, roleName).catch(() => null) : role;
+    const currentRefs = new Set((currentRole ? p.cloud?.volumes(currentRole, manifest, identity) ?? [] : []).map((v) => v.ref));
+    const currentVolumesReady = currentRole ? volumeConditions.every((c) => c.ready || !currentRefs.has(c.ref)) : volumesReady;
     if (relPlan.blocked) {
       status.notices.push(relPlan.blocked.message);
       if (relPlan.blocked.reason !== "Paused") error ??= AgentError.terminal(relPlan.blocked.reason, relPlan.blocked.message);
@@ -145,13 +150,11 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     if (p.store.get().paused) { report("paused"); return await finish(); }
 
     // 5. apply: the release pipeline
-    if (!volumesReady && relPlan.actions.some((a) => a.kind !== "release.prepare")) {
-      report("waiting");
-      return await finish();
-    }
+    const waitForVolumes = !volumesReady && relPlan.actions.some((a) => a.kind !== "release.prepare");
+    if (waitForVolumes) report("waiting");
     const sideOf = async (commit: string | null): Promise<Side | null> =>
       commit ? { commit, role: await roleAt(p, mem, commit, roleName), env: bindingEnv } : null;
-    for (const action of relPlan.actions as ReleaseAction[]) {
+    for (const action of (waitForVolumes ? [] : relPlan.actions) as ReleaseAction[]) {
       if (action.kind === "release.prepare") {
         report("preparing");
         await p.releases.prepare(action.commit, role, bindingEnv, signal);
@@ -176,7 +179,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     // A bad release that `current` still names (a first deploy failed: nothing to go back to) is
     // not started again.
     const now = p.releases.current();
-    if (now && volumesReady && !p.store.get().deploying && !p.store.get().badCommits.includes(now)) {
+    if (now && (now === current ? currentVolumesReady : volumesReady) && !p.store.get().deploying && !p.store.get().badCommits.includes(now)) {
       const side = (await sideOf(now))!;
       await p.processes.ensure(side.commit, side.role, side.env);
       // `agent once` answers "converged?" for processes it may have just adopted or restarted:

@@ -358,3 +358,24 @@ test("daemon: a tip that moves without a new pin does not cancel the preparation
   await done;
   expect(wasAborted).toBe(false);
 });
+
+test("a new release whose role adds a volume not ready yet: the running release's processes are still repaired", async () => {
+  const w = new World(), p = ports(w, dir);
+  const D = "d".repeat(40);
+  w.roles[D] = { processes: { web: { run: "app" } }, volumes: { data: { mount: "/data" } } };
+  p.cloud = {
+    volumes: (role) => Object.keys(role.volumes).map((name) => ({
+      ref: `volume/${name}`, apply: async () => {},
+      plan: async () => ({ actions: [], condition: { ref: `volume/${name}`, ready: false, reason: "VolumeNotBound", message: "bind it in the manifest" } }),
+    })),
+    address: () => null,
+    syncTags: async (_i, _w, last) => last,
+  };
+  await tick(p, newMemory(), { mode: "once" });
+  w.manifestCommit = D; w.tip = "f".repeat(40);
+  w.running.clear();                         // drift: the running release's process died
+  const r = await tick(p, newMemory(), { mode: "once" });
+  expect(r.converged).toBe(false);
+  expect(w.current).toBe(A);
+  expect(w.running.get("web")?.commit).toBe(A);
+});
