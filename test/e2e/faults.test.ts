@@ -1,11 +1,11 @@
 // Faults on the compiled binary: a release that crashes on start, the agent SIGKILLed mid-fetch and
-// right after the switch of `current`, a newer pin cancelling a slow setup, a manifest that does not
+// right after the switch of `current` and in a before_cutover hook, a newer pin cancelling a slow setup, a manifest that does not
 // parse. Each ends with nothing lost: the last good release keeps serving, or the new one converged.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { AGENT, APP, alive, get, makeKit, role, type Kit } from "./kit.ts";
+import { AGENT, APP, alive, get, makeKit, manifest, role, type Kit } from "./kit.ts";
 
 let k: Kit;
 let daemon: Subprocess | null = null;
@@ -213,6 +213,25 @@ describe("faults under `agent run`", () => {
     const left = group(pgid);
     try { process.kill(-pgid, "SIGKILL"); } catch {}
     expect(left).toEqual([]);
+  }, 60_000);
+
+  test("SIGKILLed during a before_cutover hook: nothing was switched; after a revert the next agent converges on the running release", async () => {
+    const running = web(await status());
+    const was = running.commit as string;
+    const pidFile = join(markers(), "hook-pid");
+    await k.release(files("v6c", { "roles/web.yaml": role() + `hooks:\n  before_cutover: ['/bin/sh -c "echo $$ > ${pidFile}; sleep 300; true"']\n` }), "v6c with a before_cutover hook that hangs");
+    await k.agent(["sync"]);
+    const pgid = await until("the hook running", () => { try { return Number(readFileSync(pidFile, "utf8").trim()) || null; } catch { return null; } });
+    setupGroup = pgid;
+    expect(currentLink()).toBe(`releases/${was}`);
+    await kill();
+    await k.repo.commit({ "manifests/staging.yaml": manifest(was) }, "back to the running release");
+    start();
+    const s = await convergedOn(was);
+    expect(web(s)).toMatchObject({ pid: running.pid, commit: was, healthy: true });
+    expect(alive(running.pid)).toBe(true);
+    expect(stateJson().deploying).toBeNull();
+    expect(group(pgid)).toEqual([]);
   }, 60_000);
 
   test("a manifest at the tip that does not parse: status shows ManifestInvalid at file:line, the release keeps running; a fix recovers", async () => {
