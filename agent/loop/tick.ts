@@ -72,7 +72,10 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
       status.desired.tip = tip;
       if (!mem.manifest || mem.manifest.tip !== tip) {
         const parsed = await p.source.readManifest(tip, env);
-        if (parsed.ok) mem.manifest = { value: parsed.value, tip };
+        if (parsed.ok) {
+          mem.manifest = { value: parsed.value, tip };
+          if (!opts.dryRun) p.store.update((s) => { s.manifest = { tip, environment: env, value: parsed.value }; });
+        }
         else {
           sourceError = AgentError.terminal("ManifestInvalid",
             `${parsed.file} at ${tip.slice(0, 12)} is invalid; keeping the last good manifest:\n${parsed.problems.map(formatProblem).join("\n")}`);
@@ -81,6 +84,11 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
       if (!opts.dryRun && tip !== st.lastTip) p.store.update((s) => { s.lastTip = tip; });
     } catch (e) {
       sourceError = toAgentError(e, "SourceUnreachable");
+    }
+    const remembered = p.store.get().manifest;
+    if (!mem.manifest && sourceError && remembered?.environment === env) {
+      mem.manifest = { value: remembered.value, tip: remembered.tip };
+      status.notices.push(`using the manifest remembered from ${remembered.tip.slice(0, 12)} until the source answers`);
     }
     if (!mem.manifest) throw sourceError ?? AgentError.terminal("ManifestMissing", `no manifest for environment ${env}`);
     if (sourceError) { error = sourceError; status.notices.push(`${sourceError.reason}: ${sourceError.message}`); }

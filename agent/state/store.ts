@@ -2,6 +2,7 @@
 // unreadable file starts from empty (and an unreadable one is kept aside, never silently lost).
 import { existsSync, readFileSync, renameSync } from "node:fs";
 import { writeFileAtomic } from "../host/files.ts";
+import type { Manifest } from "../manifest/schema.ts";
 
 /** A supervised process as recorded for adoption by the next agent. */
 export interface ProcessRecord {
@@ -43,13 +44,15 @@ export interface AgentState {
   /** Instance tags last written, so a tick writes them only when they change. */
   tags: Record<string, string>;
   paused: boolean;
+  /** The last manifest that parsed, so an agent restarted while the source is down keeps converging. */
+  manifest: { tip: string; environment: string; value: Manifest } | null;
   /** A cutover under way: `current` may already point at `commit`; confirmed or rolled back on the next tick. */
   deploying: { commit: string; from: string | null; startedAt: number } | null;
 }
 
 export const emptyState = (): AgentState => ({
   version: 1, lastGoodCommit: null, badCommits: [], localPin: null, lastTip: null,
-  processes: [], identity: null, tags: {}, paused: false, deploying: null,
+  processes: [], identity: null, tags: {}, paused: false, deploying: null, manifest: null,
 });
 
 export class StateStore {

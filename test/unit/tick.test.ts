@@ -174,6 +174,18 @@ describe("tick", () => {
     expect(r.status.current.commit).toBe(A);
   });
 
+  test("an agent restarted while the git server is down still repairs drift, from the remembered manifest", async () => {
+    const w = new World(), p = ports(w, dir);
+    await tick(p, newMemory(), { mode: "once" });
+    w.sourceDown = true;
+    w.running.clear();                        // a process died while no agent was watching
+    const r = await tick(p, newMemory(), { mode: "once" });
+    expect(r.error?.reason).toBe("SourceUnreachable");
+    expect(w.running.get("web")?.commit).toBe(A);
+    expect(r.status.desired.commit).toBe(A);
+    expect(r.status.notices.join("\n")).toContain("remembered");
+  });
+
   test("drift: a process that vanished is started again", async () => {
     const w = new World(), p = ports(w, dir), mem = newMemory();
     await tick(p, mem, { mode: "once" });
