@@ -11,6 +11,7 @@ import type { Phase, ResourceStatus, Status } from "../status/types.ts";
 import { VERSION } from "../core/version.ts";
 import { confirm, cutover, deployError, rollback, type DeployOutcome, type Side } from "./deploy.ts";
 import type { Identity, Ports } from "./ports.ts";
+import { tagState, writeTags } from "./tags.ts";
 
 /** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
 export interface Memory {
@@ -209,26 +210,6 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     return await finish();      // status.json is written on every exit path, by finish()
   }
 
-  /** agent:commit / agent:state / agent:failed on the instance, written only when they change. */
-  async function writeTags(converged: boolean) {
-    const id = status.instance;
-    if (!p.cloud || !id.id || !id.region) return;
-    const bad = p.store.get().badCommits.at(-1);
-    const want: Record<string, string> = {
-      "agent:commit": status.current.commit ?? "none",
-      "agent:state": converged ? "converged" : deploy === "rolled_back" || deploy === "failed" || error?.reason === "CommitMarkedBad" ? "failed" : "deploying",
-      ...(bad ? { "agent:failed": bad } : {}),
-    };
-    const last = p.store.get().tags;
-    if (Object.entries(want).every(([k, v]) => last[k] === v)) return;
-    try {
-      const written = await p.cloud.syncTags({ instanceId: id.id, region: id.region, zone: id.zone ?? "", role: id.role, environment: id.environment }, want, last);
-      p.store.update((s) => { s.tags = written; });
-    } catch (e) {
-      p.log.child("tags").warn("could not write instance tags", { error: toAgentError(e).message });
-    }
-  }
-
   async function finish(): Promise<TickResult> {
     status.processes = p.processes.status();
     status.current.commit = p.releases.current();
@@ -247,7 +228,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     status.writtenAt = p.clock.now();
     if (!opts.dryRun) {
       writeStatus(p, status);
-      await writeTags(converged);
+      await writeTags(p, status, tagState(converged, deploy, error));
       // After a deploy, keep the git store bounded; the status above is already out.
       if (deploy === "success" && status.desired.tip && status.desired.commit && p.source.maintain) {
         const keep = [status.desired.commit, ...(p.store.get().lastGoodCommit ? [p.store.get().lastGoodCommit!] : [])];

@@ -1,0 +1,33 @@
+// The agent:* tags a node writes on its own instance, so a person (and later, rollout pacing)
+// can see the fleet with one describe-instances. Written at the end of a tick, only on change.
+import { toAgentError, type AgentError } from "../core/errors.ts";
+import type { Status } from "../status/types.ts";
+import type { Ports } from "./ports.ts";
+
+export type TagState = "converged" | "deploying" | "failed";
+
+/** What agent:state says after a tick. Pure. */
+export function tagState(converged: boolean, deploy: "success" | "rolled_back" | "failed" | null, error: AgentError | null): TagState {
+  if (converged) return "converged";
+  return deploy === "rolled_back" || deploy === "failed" || error?.reason === "CommitMarkedBad" ? "failed" : "deploying";
+}
+
+/** agent:commit / agent:state / agent:failed; no call at all when they are what was last written. */
+export async function writeTags(p: Ports, status: Status, state: TagState): Promise<void> {
+  const id = status.instance;
+  if (!p.cloud || !id.id || !id.region) return;
+  const bad = p.store.get().badCommits.at(-1);
+  const want: Record<string, string> = {
+    "agent:commit": status.current.commit ?? "none",
+    "agent:state": state,
+    ...(bad ? { "agent:failed": bad } : {}),
+  };
+  const last = p.store.get().tags;
+  if (Object.entries(want).every(([k, v]) => last[k] === v)) return;
+  try {
+    const written = await p.cloud.syncTags({ instanceId: id.id, region: id.region, zone: id.zone ?? "", role: id.role, environment: id.environment }, want, last);
+    p.store.update((s) => { s.tags = written; });
+  } catch (e) {
+    p.log.child("tags").warn("could not write instance tags", { error: toAgentError(e).message });
+  }
+}
