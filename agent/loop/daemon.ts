@@ -24,6 +24,11 @@ export interface Daemon {
 
 const DEFAULT_POLL_MS = 30_000;
 
+/** How soon to tick again after `failures` retryable failures in a row (0: not converged yet, no error). Pure. */
+export function retryDelay(pollMs: number, failures: number): number {
+  return Math.min(pollMs, 5_000 * 2 ** Math.max(0, failures - 1));
+}
+
 export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   const log = p.log.child("loop");
   const mem = newMemory();
@@ -33,6 +38,7 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   let last: Status | null = null;
   let running: AbortController | null = null;
   let ticksStarted = 0;
+  let failures = 0;                        // ticks in a row that failed with a retryable error
   const afterTick: { seq: number; resolve: (r: TickResult | null) => void }[] = [];
 
   const poke = () => { again = true; wake?.(); };
@@ -109,9 +115,12 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
       else log.debug("tick", { phase: r.status.phase, durationMs: r.status.lastTick.durationMs });
       if (stopping) break;
       if (again) continue;
-      // Not converged and not blocked for good: look again soon rather than after a full poll.
+      // Not converged and not blocked for good: look again soon rather than after a full poll,
+      // backing off (5 s, 10 s, 20 s, ... up to poll) while it keeps failing, so a fleet does not
+      // hammer a git server that is down.
       const poll = mem.manifest?.value.poll ?? DEFAULT_POLL_MS;
-      const soon = !r.converged && r.error?.retry.kind !== "terminal" ? Math.min(poll, 5_000) : poll;
+      failures = r.error && r.error.retry.kind !== "terminal" ? failures + 1 : 0;
+      const soon = !r.converged && r.error?.retry.kind !== "terminal" ? retryDelay(poll, failures) : poll;
       r.status.nextPollAt = new Date(p.clock.now() + soon).toISOString();
       await sleep(nextPollDelay(soon, p.clock.random()));
     }
