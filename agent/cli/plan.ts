@@ -1,13 +1,18 @@
+import { AgentError } from "../core/errors.ts";
 import { createLogger } from "../core/log.ts";
+import { controlRequest, NOT_RUNNING } from "../control/client.ts";
+import { planReport, type PlanReport } from "../loop/report.ts";
 import { newMemory, tick } from "../loop/tick.ts";
 import { wire } from "../loop/wire.ts";
+import { layout } from "../state/layout.ts";
 import { loadConfig } from "./config.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 
 const help = `Usage: agent plan [--config FILE] [--json]
 
 Show what a tick would do now: observe the node and the repository, plan, and change nothing
-(no release is prepared, no process started, no AWS resource touched).
+(no release is prepared, no process started, no AWS resource touched). When the daemon runs, it
+answers (it knows the processes it supervises); otherwise the command looks for itself.
 
 Exit codes: 0 nothing to do; 1 there are actions (or the plan is blocked); 2 usage.
 
@@ -28,18 +33,36 @@ export const plan: Command = {
     const a = parse(argv, { ...CONFIG_OPTION, json: { type: "boolean" } });
     if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     const config = loadConfig(a.values.config);
-    const w = wire(config, createLogger("agent", { level: "warn" }));
-    const r = await tick(w.ports, newMemory(), { mode: "once", dryRun: true });
-    w.supervisor.detach();
+    const r = await fromDaemon(layout(config.stateDir).socket) ?? await locally(config);
     if (a.values.json) {
-      process.stdout.write(JSON.stringify({ actions: r.actions, blocked: r.error ? { reason: r.error.reason, message: r.error.message } : null, desired: r.status.desired, current: r.status.current }, null, 2) + "\n");
+      process.stdout.write(JSON.stringify(r, null, 2) + "\n");
     } else {
-      const s = r.status;
-      process.stdout.write(`desired ${s.desired.commit?.slice(0, 12) ?? "?"}  current ${s.current.commit?.slice(0, 12) ?? "none"}\n`);
-      if (!r.actions.length) process.stdout.write(r.error ? "" : "nothing to do: the node is converged\n");
+      process.stdout.write(`desired ${r.desired.commit?.slice(0, 12) ?? "?"}  current ${r.current.commit?.slice(0, 12) ?? "none"}\n`);
+      if (!r.actions.length && !r.blocked) process.stdout.write("nothing to do: the node is converged\n");
       for (const x of r.actions) process.stdout.write(`  ${x.kind.padEnd(18)} ${x.description}\n`);
-      if (r.error) process.stdout.write(`blocked: ${r.error.reason}: ${r.error.message}\n`);
+      if (r.blocked) process.stdout.write(`blocked: ${r.blocked.reason}: ${r.blocked.message}\n`);
     }
-    return r.actions.length || r.error ? EXIT.failed : EXIT.ok;
+    return r.actions.length || r.blocked ? EXIT.failed : EXIT.ok;
   },
 };
+
+/** The daemon's plan, or null when no daemon runs (then this command may use the state dir itself). */
+async function fromDaemon(socket: string): Promise<PlanReport | null> {
+  try {
+    const res = await controlRequest(socket, "GET", "/v1/plan", undefined, { timeoutMs: 60_000 });
+    if (res.status !== 200) throw new AgentError("PlanFailed", `the agent could not plan: ${JSON.stringify(res.body)}`);
+    return res.body as PlanReport;
+  } catch (e) {
+    if (e instanceof AgentError && e.reason === NOT_RUNNING) return null;
+    throw e;
+  }
+}
+
+async function locally(config: ReturnType<typeof loadConfig>): Promise<PlanReport> {
+  const w = wire(config, createLogger("agent", { level: "warn" }));
+  try {
+    return planReport(await tick(w.ports, newMemory(), { mode: "once", dryRun: true }));
+  } finally {
+    w.supervisor.detach();
+  }
+}

@@ -27,6 +27,8 @@ export interface ControlHandlers {
   resume(): Promise<ActionResult>;
   /** null: the previous good release. */
   rollback(commit: string | null): Promise<RollbackResult>;
+  /** What a tick would do now, changing nothing (`agent plan`). */
+  plan?(): Promise<unknown>;
 }
 
 export interface ControlServer {
@@ -115,6 +117,7 @@ async function route(req: Request, h: ControlHandlers, log: Logger): Promise<Res
       case "POST /v1/sync": return json(200, await h.sync());
       case "POST /v1/pause": return json(200, await h.pause());
       case "POST /v1/resume": return json(200, await h.resume());
+      case "GET /v1/plan": return h.plan ? json(200, await h.plan()) : fail(404, "NotFound", "this agent does not plan over the socket");
       case "POST /v1/rollback": {
         const body = await readBody(req);
         const commit = body.commit ?? null;
@@ -125,7 +128,7 @@ async function route(req: Request, h: ControlHandlers, log: Logger): Promise<Res
         return json(result.ok ? 200 : 409, result);
       }
     }
-    const known = ["/v1/status", "/v1/sync", "/v1/pause", "/v1/resume", "/v1/rollback"];
+    const known = ["/v1/status", "/v1/sync", "/v1/pause", "/v1/resume", "/v1/rollback", "/v1/plan"];
     if (known.includes(path)) return fail(405, "MethodNotAllowed", `${req.method} is not allowed on ${path}`);
     return fail(404, "NotFound", `no such control endpoint: ${path}`);
   } catch (e) {

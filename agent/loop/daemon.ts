@@ -7,6 +7,7 @@ import type { Status } from "../status/types.ts";
 import type { Ports } from "./ports.ts";
 import { newMemory, tick, type TickResult } from "./tick.ts";
 import { nextPollDelay } from "../source/source.ts";
+import { planReport } from "./report.ts";
 
 export interface DaemonHooks {
   /** Called after every tick (metrics). */
@@ -128,6 +129,8 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
 
 
   const handlers: ControlHandlers = {
+    // A dry-run tick with its own memory, beside the loop: git access is serialized in Source.
+    plan: async () => planReport(await tick(p, newMemory(), { mode: "run", dryRun: true })),
     status: () => last ?? readLast(),
     sync: async () => { poke(); return { accepted: true, message: running ? "a tick is running; another follows it at once" : "polling now" }; },
     pause: async () => {

@@ -59,6 +59,13 @@ describe("agent run", () => {
     expect(r.stderr).toContain("agent sync");
   });
 
+  test("`agent plan` beside the daemon asks the daemon, which knows its processes: nothing to do", async () => {
+    const r = await k.agent(["plan", "--json"]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ actions: [], blocked: null, current: { commit: v1 } });
+  });
+
   test("a new commit arrives with `agent sync` (two at once both answered) and restarts in place", async () => {
     const before = web(await status()).pid;
     v2 = await k.release({ VERSION: "v2\n" }, "v2");

@@ -57,6 +57,14 @@ describe("control socket", () => {
     expect(h.calls).toEqual(["pause", "resume", `rollback:${C2}`, "rollback:null"]);
   });
 
+  test("GET /v1/plan answers with the daemon's plan; without a plan handler it is a 404", async () => {
+    const withPlan = await start(handlers({ plan: async () => ({ actions: [{ kind: "release.prepare" }], blocked: null }) }));
+    const r = await controlRequest(withPlan.socketPath, "GET", "/v1/plan");
+    expect(r).toEqual({ status: 200, body: { actions: [{ kind: "release.prepare" }], blocked: null } });
+    const without = await start(handlers());
+    expect((await controlRequest(without.socketPath, "GET", "/v1/plan")).status).toBe(404);
+  });
+
   test("errors are JSON {error, reason}", async () => {
     const s = await start(handlers({
       sync: async () => { throw new AgentError("SourceFetchFailed", "cannot reach the repository"); },
