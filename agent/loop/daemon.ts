@@ -8,6 +8,7 @@ import type { Ports } from "./ports.ts";
 import { newMemory, tick, type TickResult } from "./tick.ts";
 import { nextPollDelay } from "../source/source.ts";
 import { planReport } from "./report.ts";
+import { pinnedCommit } from "../plan/release.ts";
 
 export interface DaemonHooks {
   /** Called after every tick (metrics). */
@@ -54,7 +55,6 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   // another commit than the one the tick works from: a tip that moved for any other reason, or a
   // local pin (`agent rollback`) being prepared, is no reason to cancel.
   async function watch(ac: AbortController, preparing: string | null) {
-    const pinnedBy = (m: NonNullable<typeof mem.manifest>["value"], role: string) => m.roles[role]?.commit ?? m.commit;
     const every = mem.manifest?.value.poll ?? DEFAULT_POLL_MS;
     while (!ac.signal.aborted && !stopping) {
       await p.clock.sleep(every, ac.signal);
@@ -65,8 +65,8 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
         const env = p.store.get().identity?.environment, role = p.store.get().identity?.role;
         if (!env || !role) continue;
         const m = await p.source.readManifest(tip, env);
-        const pinned = m.ok ? pinnedBy(m.value, role) : null;
-        if (pinned && pinned !== pinnedBy(mem.manifest.value, role)) {
+        const pinned = m.ok ? pinnedCommit(m.value, role) : null;
+        if (pinned && pinned !== pinnedCommit(mem.manifest.value, role)) {
           log.info("a newer commit is pinned; cancelling the stale preparation", { preparing, pinned });
           again = true;
           running?.abort();
@@ -144,7 +144,7 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
       return { accepted: true, message: "resumed: converging again" };
     },
     rollback: async (commit) => {
-      const manifestCommit = mem.manifest ? (mem.manifest.value.roles[p.store.get().identity?.role ?? ""]?.commit ?? mem.manifest.value.commit) : null;
+      const manifestCommit = mem.manifest ? pinnedCommit(mem.manifest.value, p.store.get().identity?.role ?? "") : null;
       if (!manifestCommit) return { ok: false, message: "the agent has not read a manifest yet; try again after the first tick" };
       const current = p.releases.current();
       const target = commit

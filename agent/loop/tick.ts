@@ -5,7 +5,7 @@ import { AgentError, toAgentError } from "../core/errors.ts";
 import { writeFileAtomic } from "../host/files.ts";
 import { formatProblem } from "../manifest/parse.ts";
 import type { Manifest, Role } from "../manifest/schema.ts";
-import { desiredCommit, planRelease, type ReleaseAction } from "../plan/release.ts";
+import { desiredCommit, pinnedCommit, planRelease, type ReleaseAction } from "../plan/release.ts";
 import type { ActionBase } from "../plan/types.ts";
 import type { Phase, ResourceStatus, Status } from "../status/types.ts";
 import { VERSION } from "../core/version.ts";
@@ -99,7 +99,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     if (manifest.rollout) status.notices.push("rollout waves are accepted but not acted on yet: this node deploys as soon as the manifest changes");
 
     // 3. desired: the pinned commit (or a local pin from `agent rollback`)
-    const manifestCommit = binding.commit ?? manifest.commit;
+    const manifestCommit = pinnedCommit(manifest, roleName);
     if (st.localPin && st.localPin.manifestCommit !== manifestCommit && !opts.dryRun) p.store.update((s) => { s.localPin = null; });
     const want = desiredCommit(manifestCommit, p.store.get().localPin);
     status.desired.commit = want.commit;

@@ -92,6 +92,11 @@ export function planRelease(desired: string, o: ReleaseObserved, now: number): R
   }
 }
 
+/** The commit a manifest pins for a role: the role's own `commit:` (a canary), else the manifest's. */
+export function pinnedCommit(manifest: { commit: string; roles: Record<string, { commit?: string }> }, role: string): string {
+  return manifest.roles[role]?.commit ?? manifest.commit;
+}
+
 /** The commit this node should run: a local pin (agent rollback) wins while the manifest still pins what it pinned then. */
 export function desiredCommit(manifestCommit: string, localPin: { commit: string; manifestCommit: string } | null): { commit: string; pinned: boolean } {
   if (localPin && localPin.manifestCommit === manifestCommit) return { commit: localPin.commit, pinned: true };

@@ -1,6 +1,6 @@
 // planRelease as a table: (desired, observed, now) -> actions / blocked / converged.
 import { describe, expect, test } from "bun:test";
-import { desiredCommit, planRelease, SETUP_RETRY_MS, type ReleaseObserved } from "../../agent/plan/release.ts";
+import { desiredCommit, pinnedCommit, planRelease, SETUP_RETRY_MS, type ReleaseObserved } from "../../agent/plan/release.ts";
 
 const A = "a".repeat(40), B = "b".repeat(40), C = "c".repeat(40);
 const base: ReleaseObserved = {
@@ -74,4 +74,11 @@ describe("desiredCommit", () => {
     expect(desiredCommit(A, { commit: C, manifestCommit: A })).toEqual({ commit: C, pinned: true }));
   test("a local pin ends when the manifest moves", () =>
     expect(desiredCommit(B, { commit: C, manifestCommit: A })).toEqual({ commit: B, pinned: false }));
+});
+
+describe("pinnedCommit", () => {
+  const m = { commit: A, roles: { web: {}, db: { commit: C } } };
+  test("the manifest's commit for a role without its own", () => expect(pinnedCommit(m, "web")).toBe(A));
+  test("a role's own commit (a canary) wins", () => expect(pinnedCommit(m, "db")).toBe(C));
+  test("a role the manifest does not name runs the manifest's commit", () => expect(pinnedCommit(m, "worker")).toBe(A));
 });
