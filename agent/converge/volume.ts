@@ -4,8 +4,9 @@
 import { AgentError, toAgentError } from "../core/errors.ts";
 import { failed, observed, type Observed } from "../core/result.ts";
 import {
-  chownPath, deviceNumber, findMount, findVolumeDevice, isDirEmpty, lookupUser, makeFilesystem, mountDevice, ownerOf, probeDevice,
+  chownPath, deviceNumber, findMount, findVolumeDevice, isDirEmpty, makeFilesystem, mountDevice, ownerOf, probeDevice,
 } from "../host/block.ts";
+import { lookupUser } from "../host/users.ts";
 import type { Role, RoleBinding } from "../manifest/schema.ts";
 import { chooseVolume, planVolume, volumeRef, type VolumeAction, type VolumeCloud, type VolumeDesired, type VolumeObserved, type VolumePlan } from "../plan/volume.ts";
 import type { ResourceStatus } from "../status/types.ts";

@@ -135,14 +135,6 @@ export function ownerOf(path: string): Owner | null {
   try { const s = statSync(path); return { uid: s.uid, gid: s.gid }; } catch { return null; }
 }
 
-/** uid and primary gid of a user from the passwd database (getent), or null when unknown. */
-export async function lookupUser(user: string): Promise<Owner | null> {
-  const r = await exec(["getent", "passwd", user], { timeoutMs: 10_000 });
-  if (r.code !== 0) return null;
-  const f = r.stdout.trim().split(":");
-  return f.length >= 4 ? { uid: Number(f[2]), gid: Number(f[3]) } : null;
-}
-
 /** chown of one path (not recursive: only the filesystem's root directory). */
 export function chownPath(path: string, owner: Owner): void {
   chownSync(path, owner.uid, owner.gid);

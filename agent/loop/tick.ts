@@ -3,6 +3,7 @@
 // is written on every exit path (finally), atomically.
 import { AgentError, toAgentError } from "../core/errors.ts";
 import { writeFileAtomic } from "../host/files.ts";
+import { isRoot } from "../host/users.ts";
 import { formatProblem } from "../manifest/parse.ts";
 import type { Manifest, Role } from "../manifest/schema.ts";
 import { desiredCommit, pinnedCommit, planRelease, type ReleaseAction } from "../plan/release.ts";
@@ -117,7 +118,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
       desiredOk = false;
       role = await roleAt(p, mem, current, roleName);
     }
-    if (process.getuid?.() !== 0) status.notices.push(`not running as root: setup, hooks and processes run as the agent's own user, not ${role.user}; volumes cannot be mounted`);
+    if (!isRoot()) status.notices.push(`not running as root: setup, hooks and processes run as the agent's own user, not ${role.user}; volumes cannot be mounted`);
     for (const proc of Object.values(role.processes)) {
       if (proc.http) { status.notices.push("http: fronting is accepted but not acted on yet: processes with a fixed port restart stop-then-start"); break; }
     }

@@ -11,7 +11,8 @@ import { applyVolume, convergeVolume, planVolumeNow } from "../../agent/converge
 import { systemClock } from "../../agent/core/clock.ts";
 import { memoryLogger } from "../../agent/core/log.ts";
 import { exec } from "../../agent/host/exec.ts";
-import { findMount, lookupUser, unmount } from "../../agent/host/block.ts";
+import { findMount, unmount } from "../../agent/host/block.ts";
+import { lookupUser } from "../../agent/host/users.ts";
 import type { VolumeDesired } from "../../agent/plan/volume.ts";
 import { startEc2, type Ec2Server } from "../servers/ec2.ts";
 import { attachLoop, detachLoop, isRoot } from "../servers/loop.ts";
