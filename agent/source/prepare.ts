@@ -6,7 +6,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync
 import { basename, dirname, join, relative } from "node:path";
 import { AgentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
-import { exec, splitArgs } from "../host/exec.ts";
+import { exec, splitArgs, type ExecResult } from "../host/exec.ts";
 import type { PackageManager } from "../host/packages.ts";
 import { isRoot, type UnixUser, type UserManager } from "../host/users.ts";
 import type { Role, SetupStep } from "../manifest/schema.ts";
@@ -81,20 +81,11 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
     return { run: step.run, outcome: "reused", inputsHash: hash, durationMs: Math.round(performance.now() - t0), exitCode: null };
   }
   say(`$ ${step.run}`);
-  let argv: string[];
-  try { argv = splitArgs(step.run); } catch (e) { throw AgentError.terminal("SetupFailed", `setup step ${i + 1} "${step.run}": ${(e as Error).message}; fix the role file`); }
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), RELEASE_DIR: dir, AGENT_COMMIT: o.commit };
-  if (user && user.uid !== 0) {
-    const home = join(o.layout.root, "home", user.name);
-    if (!existsSync(home)) { mkdirSync(home, { recursive: true }); await chownAll([home], user); }
-    Object.assign(env, { HOME: home, USER: user.name, LOGNAME: user.name });
-  }
   let r;
   try {
-    r = await exec(argv, { cwd: dir, env, timeoutMs: step.timeout, logFile: o.layout.releaseLog(o.commit), signal: o.signal, groupFile: o.layout.releaseGroup(o.commit),
-      uid: user && user.uid !== 0 ? user.uid : undefined, gid: user && user.uid !== 0 ? user.gid : undefined });
+    r = await runInRelease(o.layout, o.commit, user, step.run, { timeoutMs: step.timeout, signal: o.signal });
   } catch (e) {
-    throw AgentError.terminal("SetupFailed", `setup step ${i + 1} "${step.run}" could not start (${(e as Error).message}); is the program installed (packages: in the role)?`);
+    throw AgentError.terminal("SetupFailed", `setup step ${i + 1} "${step.run}" could not start (${(e as Error).message}); fix the role file, or install the program (packages: in the role)`);
   }
   const result: StepResult = { run: step.run, outcome: "ran", inputsHash: hash, durationMs: Math.round(r.durationMs), exitCode: r.code };
   if (o.signal?.aborted) throw cancelled(o.commit);
@@ -106,6 +97,27 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
   }
   say(`  exit 0 in ${Math.round(r.durationMs)}ms`);
   return result;
+}
+
+/**
+ * Run one of a role's commands (a setup step, a hook) in its release directory: split like a
+ * shell without one, as the role's user when there is one (its HOME under <stateDir>/home),
+ * output appended to the release log, its process group recorded so a later agent can reap it.
+ * Throws only when the command cannot be split or started; the result says how it ended.
+ */
+export async function runInRelease(l: Layout, commit: string, user: UnixUser | null, command: string,
+  opts: { timeoutMs: number; signal?: AbortSignal }): Promise<ExecResult> {
+  const argv = splitArgs(command);
+  const dir = l.release(commit);
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), RELEASE_DIR: dir, AGENT_RELEASE: dir, AGENT_COMMIT: commit };
+  const asUser = user && user.uid !== 0 ? user : null;
+  if (asUser) {
+    const home = join(l.root, "home", asUser.name);
+    if (!existsSync(home)) { mkdirSync(home, { recursive: true }); await chownAll([home], asUser); }
+    Object.assign(env, { HOME: home, USER: asUser.name, LOGNAME: asUser.name });
+  }
+  return exec(argv, { cwd: dir, env, timeoutMs: opts.timeoutMs, logFile: l.releaseLog(commit), signal: opts.signal,
+    groupFile: l.releaseGroup(commit), uid: asUser?.uid, gid: asUser?.gid });
 }
 
 const cancelled = (commit: string) =>
