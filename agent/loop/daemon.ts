@@ -1,7 +1,7 @@
 // `agent run`: ticks forever (one at a time), sleeps `poll` with jitter between ticks, wakes on
 // `agent sync`, cancels a stale preparation when the manifest pins a newer commit meanwhile,
 // answers the control socket, and on SIGTERM leaves the applications running.
-import { errorMessage } from "../core/errors.ts";
+import { AgentError, errorMessage } from "../core/errors.ts";
 import type { ControlHandlers } from "../control/server.ts";
 import type { Status } from "../status/types.ts";
 import type { Ports } from "./ports.ts";
@@ -131,7 +131,10 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   const handlers: ControlHandlers = {
     // A dry-run tick with its own memory, beside the loop: git access is serialized in Source.
     plan: async () => planReport(await tick(p, newMemory(), { mode: "run", dryRun: true })),
-    status: () => last ?? readLast(),
+    status: () => {
+      if (!last) throw new AgentError("NoTickYet", "no tick has finished yet; try again in a moment");
+      return last;
+    },
     sync: async () => { poke(); return { accepted: true, message: running ? "a tick is running; another follows it at once" : "polling now" }; },
     pause: async () => {
       p.store.update((s) => { s.paused = true; });
@@ -166,10 +169,6 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
       return { ok: false, commit: target, message: `the rollback to ${target.slice(0, 12)} did not happen: ${r.error ? `${r.error.reason}: ${r.error.message}` : r.status.phase}; see agent status` };
     },
   };
-
-  function readLast(): Status {
-    throw new Error("no tick has finished yet; try again in a moment");
-  }
 
   return {
     handlers,

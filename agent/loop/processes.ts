@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import type { Logger } from "../core/log.ts";
 import { splitArgs } from "../host/exec.ts";
-import { lookupUser, SystemUsers, isRoot, type UnixUser } from "../host/users.ts";
+import { SystemUsers, isRoot, type UnixUser } from "../host/users.ts";
 import type { Role } from "../manifest/schema.ts";
 import type { Layout } from "../state/layout.ts";
 import type { StateStore } from "../state/store.ts";
@@ -84,7 +84,7 @@ export class ProcessesAdapter implements ProcessesPort {
 
   private async userFor(name: string): Promise<UnixUser | null> {
     if (!isRoot()) return null;              // not root: everything runs as the agent (status says so)
-    if (!this.users.has(name)) this.users.set(name, name === "root" ? { name, uid: 0, gid: 0 } : (await lookupUser(name)) ?? (await new SystemUsers().ensure(name)));
+    if (!this.users.has(name)) this.users.set(name, name === "root" ? { name, uid: 0, gid: 0 } : await new SystemUsers().ensure(name));
     return this.users.get(name)!;
   }
 
