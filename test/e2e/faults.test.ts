@@ -2,10 +2,11 @@
 // right after the switch of `current` and in a before_cutover hook, a newer pin cancelling a slow setup, a manifest that does not
 // parse. Each ends with nothing lost: the last good release keeps serving, or the new one converged.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { AGENT, APP, alive, get, makeKit, manifest, role, type Kit } from "./kit.ts";
+import { groupMembers } from "../../agent/host/proc.ts";
 
 let k: Kit;
 let daemon: Subprocess | null = null;
@@ -55,18 +56,7 @@ const convergedOn = (commit: string) => until(`converged on ${commit.slice(0, 7)
 });
 
 /** Processes whose process group is `pgid` (a setup step and everything it started). */
-function group(pgid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (f[0] !== "Z" && Number(f[2]) === pgid) out.push(Number(d));
-    } catch {}
-  }
-  return out;
-}
+const group = groupMembers;
 
 /** A directory the role's user may write markers into. */
 function markers(): string {

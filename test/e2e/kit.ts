@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startGitServer, type GitServer } from "../servers/git.ts";
 import { makeRepo, type TestRepo } from "../fixtures/repo.ts";
+import { startTimeOf } from "../../agent/host/proc.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const AGENT = join(ROOT, "dist/agent");
@@ -158,10 +159,7 @@ export async function stopApps(state: string): Promise<void> {
 
 /** Alive and not a zombie (an orphan's zombie may linger where nothing reaps it). */
 export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^\S+ \(.*\) [ZX] /s.test(stat);
-  } catch { return false; }
+  return startTimeOf(pid) !== null;
 }
 
 export async function get(url: string): Promise<{ status: number; text: string }> {
