@@ -4,9 +4,7 @@
 import { closeSync, openSync, ftruncateSync, readFileSync } from "node:fs";
 import { exec } from "../../agent/host/exec.ts";
 
-export function isRoot(): boolean {
-  return typeof process.getuid === "function" && process.getuid() === 0;
-}
+export { isRoot } from "../../agent/host/users.ts";
 
 /** The by-id link name a real NVMe EBS volume has: vol-0abc -> nvme-Amazon_Elastic_Block_Store_vol0abc. */
 export function byIdLinkName(volumeId: string): string {
