@@ -29,6 +29,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`agent: unknown command '${name}'. Run 'agent --help' for the list.\n`);
     return EXIT.usage;
   }
+  // --help anywhere before a lone "--" shows the command's help; the commands never see it.
+  const end = rest.indexOf("--");
+  if ((end < 0 ? rest : rest.slice(0, end)).some((x) => x === "--help" || x === "-h")) {
+    process.stdout.write(cmd.help);
+    return EXIT.ok;
+  }
   try {
     return await cmd.run(rest);
   } catch (e) {

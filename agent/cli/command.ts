@@ -18,14 +18,14 @@ export const EXIT = {
   unavailable: 69,    // the daemon is not reachable
 } as const;
 
-/** parseArgs that turns its errors into UsageError and knows --help. */
+/** parseArgs that turns its errors into UsageError (main.ts answers --help before a command runs). */
 export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(
   argv: string[],
   options: T,
   allowPositionals = false,
 ) {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals, strict: true });
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (e) {
     throw new UsageError(e instanceof Error ? e.message.replace(/\. To specify a positional.*$/s, "") : String(e));
   }

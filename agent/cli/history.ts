@@ -32,7 +32,6 @@ export const history: Command = {
   help,
   async run(argv) {
     const a = parse(argv, { ...CONFIG_OPTION, json: { type: "boolean" }, "state-dir": { type: "string" } });
-    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     if (a.values.config && a.values["state-dir"]) throw new UsageError("pass --config or --state-dir, not both");
     let stateDir = a.values["state-dir"];
     if (!stateDir) {

@@ -61,7 +61,6 @@ export const logs: Command = {
   async run(argv) {
     const a = parse(argv, { ...CONFIG_OPTION, follow: { type: "boolean", short: "f" }, lines: { type: "string", short: "n" },
       "state-dir": { type: "string" } }, true);
-    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     const name = a.positionals[0];
     if (!name || a.positionals.length > 1) throw new UsageError("give exactly one PROCESS, e.g. 'agent logs web'");
     const n = a.values.lines === undefined ? 100 : Number(a.values.lines);

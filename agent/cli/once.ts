@@ -31,7 +31,6 @@ export const once: Command = {
   help,
   async run(argv) {
     const a = parse(argv, { ...CONFIG_OPTION, json: { type: "boolean" } });
-    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     const config = loadConfig(a.values.config);
     // One agent at a time per node: a running daemon owns the state directory.
     try {

@@ -31,7 +31,6 @@ export const plan: Command = {
   help,
   async run(argv) {
     const a = parse(argv, { ...CONFIG_OPTION, json: { type: "boolean" } });
-    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     const config = loadConfig(a.values.config);
     const r = await fromDaemon(layout(config.stateDir).socket) ?? await locally(config);
     if (a.values.json) {

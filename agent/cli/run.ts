@@ -35,7 +35,6 @@ export const run: Command = {
   help,
   async run(argv) {
     const a = parse(argv, { ...CONFIG_OPTION });
-    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     const config = loadConfig(a.values.config);
     const log = createLogger("agent");
     const metrics = createAgentMetrics({ version: VERSION });

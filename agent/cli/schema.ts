@@ -42,7 +42,6 @@ export const schema: Command = {
   help,
   async run(argv) {
     const a = parse(argv, { out: { type: "string" } }, true);
-    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     if (a.positionals.length > 1) throw new UsageError(`expected at most one of ${KINDS.join(", ")}`);
     const kind = a.positionals[0];
     if (kind !== undefined && !KINDS.includes(kind as FileKind)) {

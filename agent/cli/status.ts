@@ -55,7 +55,6 @@ export const status: Command = {
   help,
   async run(argv) {
     const a = parse(argv, { ...STATE_DIR_OPTION, json: { type: "boolean" } });
-    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     const timeoutMs = timeoutOf(a.values.timeout, 2000);
     const l = layout(stateDirOf(a.values));
     let reading;

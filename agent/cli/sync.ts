@@ -24,7 +24,6 @@ export function controlCommand(spec: {
     help: spec.help,
     async run(argv) {
       const a = parse(argv, { ...STATE_DIR_OPTION, json: { type: "boolean" } }, spec.positionals ?? false);
-      if (a.values.help) { process.stdout.write(spec.help); return EXIT.ok; }
       const body = spec.body?.(a.positionals);
       const timeoutMs = timeoutOf(a.values.timeout, spec.timeoutMs);
       const socket = layout(stateDirOf(a.values)).socket;

@@ -73,7 +73,6 @@ export const validate: Command = {
   help,
   async run(argv) {
     const a = parse(argv, { json: { type: "boolean" } }, true);
-    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     if (a.positionals.length > 1) throw new UsageError(`expected at most one DIR, got ${a.positionals.length}`);
     const { files, problems } = validateDir(a.positionals[0] ?? ".");
     if (a.values.json) {

@@ -16,7 +16,6 @@ export const version: Command = {
   help,
   async run(argv) {
     const a = parse(argv, { json: { type: "boolean" } });
-    if (a.values.help) { process.stdout.write(help); return EXIT.ok; }
     if (a.values.json) process.stdout.write(JSON.stringify({ version: VERSION, commit: BUILD_COMMIT, bun: Bun.version }) + "\n");
     else process.stdout.write(`agent ${VERSION} (commit ${BUILD_COMMIT}, bun ${Bun.version})\n`);
     return EXIT.ok;

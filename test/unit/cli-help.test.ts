@@ -23,3 +23,18 @@ test("the repository URL is logged without its credentials", () => {
   expect(withoutCredentials("https://x-access-token:ghp_SECRET@git.example.com/acme/ops.git")).toBe("https://git.example.com/acme/ops.git");
   expect(withoutCredentials("http://127.0.0.1:8000/ops.git")).toBe("http://127.0.0.1:8000/ops.git");
 });
+
+test("--help (or -h) anywhere before `--` prints the command's help and runs nothing", async () => {
+  const { main } = await import("../../agent/main.ts");
+  const out: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((s: string) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
+  try {
+    expect(await main(["once", "--config", "/nonexistent.yaml", "--help"])).toBe(0);
+    expect(await main(["logs", "-h"])).toBe(0);
+  } finally {
+    process.stdout.write = write;
+  }
+  expect(out.join("")).toContain("Usage: agent once");
+  expect(out.join("")).toContain("Usage: agent logs");
+});
