@@ -79,22 +79,5 @@ export function reapGroup(groupFile: string): number | null {
   return rec.pgid;
 }
 
-/** Split a command line like a shell does, without any shell features (no $, globs, pipes). */
-export function splitArgs(line: string): string[] {
-  const out: string[] = [];
-  let cur = "", inWord = false, quote: '"' | "'" | null = null;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (quote) {
-      if (c === quote) quote = null;
-      else if (c === "\\" && quote === '"' && i + 1 < line.length && '"\\$`'.includes(line[i + 1]!)) cur += line[++i];
-      else cur += c;
-    } else if (c === '"' || c === "'") { quote = c; inWord = true; }
-    else if (c === "\\" && i + 1 < line.length) { cur += line[++i]; inWord = true; }
-    else if (/\s/.test(c)) { if (inWord) { out.push(cur); cur = ""; inWord = false; } }
-    else { cur += c; inWord = true; }
-  }
-  if (quote) throw new Error(`unterminated ${quote} quote in: ${line}`);
-  if (inWord) out.push(cur);
-  return out;
-}
+// The splitter is pure and lives in core/ (manifest/ validates with it); re-exported for exec's callers.
+export { splitArgs } from "../core/argv.ts";

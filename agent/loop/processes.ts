@@ -3,7 +3,7 @@
 // level-based ensure() never restarts a process just because a tick ran again.
 import { join } from "node:path";
 import type { Logger } from "../core/log.ts";
-import { splitArgs } from "../host/exec.ts";
+import { splitArgs } from "../core/argv.ts";
 import { SystemUsers, isRoot, type UnixUser } from "../host/users.ts";
 import type { Role } from "../manifest/schema.ts";
 import type { Layout } from "../state/layout.ts";

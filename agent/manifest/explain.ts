@@ -178,8 +178,11 @@ function explainIssue(issue: Issue, root: Schema, data: unknown, base: Seg[]): R
         : f.pattern ? `must match ${f.pattern}` : `must be a valid ${f.format}`;
       return [{ path, at: "value", message: rule + got(value) }];
     }
-    default:
-      return [{ path, at: "value", message: (custom ? issue.message : sentence(issue.message)) + got(value) }];
+    default: {
+      // A message that quotes the value already (a command's own problem) does not repeat it.
+      const quoted = typeof value === "string" && value.trim() !== "" && issue.message.includes(value.trim());
+      return [{ path, at: "value", message: (custom ? issue.message : sentence(issue.message)) + (quoted ? "" : got(value)) }];
+    }
   }
 }
 

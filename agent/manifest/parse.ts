@@ -86,7 +86,8 @@ export function analyze<K extends FileKind>(kind: K, input: string | Uint8Array,
   const dups = yamlTraps(doc, pos);
   if (dups.length) return fail(dups.map((r) => problem(r, locate)), locate);
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
-    return fail([{ file, line: 0, column: 0, path: "", message: `file is empty: expected ${EXPECTED[kind]}` }], locate);
+    // At 1:1, not "the whole file": editors and CI annotations need a place to point at.
+    return fail([{ file, line: 1, column: 1, path: "", message: `file is empty: expected ${EXPECTED[kind]}` }], locate);
   }
   let data: unknown;
   try {

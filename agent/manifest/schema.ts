@@ -2,6 +2,7 @@
 // The schema checks shape and values; rules that span files live in validate.ts.
 import { z } from "zod";
 import { DURATION_PATTERN, parseDuration } from "../core/duration.ts";
+import { splitCommand } from "../core/argv.ts";
 
 export const NAME_PATTERN = "^[a-z][a-z0-9-]{0,62}$";
 
@@ -37,6 +38,12 @@ const Percent = z
     message: "must be between 1% and 100%",
   })
   .meta({ examples: ["25%"] });
+
+/** A command as one string; refused here when the agent could not split it into argv later. */
+const Command = z.string().min(1, { abort: true }).superRefine((line, ctx) => {
+  const r = splitCommand(line);
+  if (!r.ok) ctx.addIssue({ code: "custom", message: r.message });
+});
 
 const Env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "must be an environment variable name" }),
   z.union([z.string(), z.number(), z.boolean()]).transform(String));
@@ -87,11 +94,11 @@ const HealthTiming = {
 export const Health = z.union([
   z.strictObject({ http: z.string().startsWith("/", { message: "must be a URL path starting with /" }), port: Port.optional(), ...HealthTiming }),
   z.strictObject({ tcp: Port, ...HealthTiming }),
-  z.strictObject({ command: z.string().min(1), ...HealthTiming }),
+  z.strictObject({ command: Command, ...HealthTiming }),
 ]).meta({ description: "Health check that gates a cutover: { http: /up }, { tcp: 9000 } or { command: bin/check }." });
 
 export const Process = z.strictObject({
-  run: z.string().min(1).meta({ description: "The command: argv as one string, split like a shell, without shell features." }),
+  run: Command.meta({ description: "The command: argv as one string, split like a shell, without shell features." }),
   cwd: RelPath.optional().meta({ description: "Working directory, relative to the release directory (default: the release directory)." }),
   env: Env.prefault({}).meta({ description: "Environment variables of this process." }),
   instances: z.number().int().min(1).max(64).prefault(1).meta({ description: "How many copies to run." }),
@@ -106,7 +113,7 @@ export const Process = z.strictObject({
 });
 
 export const SetupStep = z.strictObject({
-  run: z.string().min(1).meta({ description: "Command run in the new release directory before cutover." }),
+  run: Command.meta({ description: "Command run in the new release directory before cutover." }),
   inputs: z.array(RelPath).optional().meta({ description: "Unchanged since the last good release => the step's result is reused." }),
   outputs: z.array(RelPath).optional().meta({ description: "What the step produces in the release (node_modules): hard-linked from the last good release when the inputs are unchanged, instead of running the step." }),
   timeout: Duration.prefault("10m").meta({ description: "The step fails when it runs longer than this." }),
@@ -130,8 +137,8 @@ export const Role = z.strictObject({
   address: z.boolean().prefault(false).meta({ description: "Take an Elastic IP from the environment's pool." }),
   processes: z.record(Name, Process).prefault({}).meta({ description: "Processes the agent supervises." }),
   hooks: z.strictObject({
-    before_cutover: z.array(z.string().min(1)).prefault([]),
-    after_cutover: z.array(z.string().min(1)).prefault([]),
+    before_cutover: z.array(Command).prefault([]),
+    after_cutover: z.array(Command).prefault([]),
   }).prefault({ before_cutover: [], after_cutover: [] })
     .meta({ description: "Commands run in the release directory around the cutover; a failing before_cutover hook stops it." }),
 }).meta({ title: "agent role", description: "roles/<role>.yaml: what a node of this role installs, mounts and runs." });

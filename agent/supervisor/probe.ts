@@ -2,7 +2,8 @@
 // exits 0. Each resolves to {ok, error}; none throws, none outlives its timeout.
 import { connect } from "node:net";
 import type { Health } from "../manifest/schema.ts";
-import { exec, splitArgs } from "../host/exec.ts";
+import { splitArgs } from "../core/argv.ts";
+import { exec } from "../host/exec.ts";
 import { errorMessage } from "../core/errors.ts";
 
 export interface ProbeTarget {

@@ -70,6 +70,43 @@ describe("agent validate", () => {
     expect(r.stdout).toEndWith("7 files, 2 problems\n");
   });
 
+  test("commands the agent could not run are refused at file:line:column: quotes, empty, shell operators; an empty file at 1:1", async () => {
+    const dir = copyOfRepo("commands");
+    writeFileSync(join(dir, "roles/worker.yaml"), [
+      "setup:",
+      "  - run: \"bun 'install\"",
+      "processes:",
+      "  worker:",
+      "    run: \"   \"",
+      "    user: Worker",
+      "    health: { command: 'check \"x' }",
+      "  pipe:",
+      "    run: bun app/worker.ts | tee out.log",
+      "  fine:",
+      "    run: sh -c 'bun app/worker.ts | tee out.log'",
+      "hooks:",
+      "  before_cutover: [\"\", make && make install]",
+      "",
+    ].join("\n"));
+    writeFileSync(join(dir, "roles/db.yaml"), "");
+    const r = await agent(["validate", dir]);
+    expect(r.code).toBe(1);
+    const w = (s: string) => `${dir}/roles/worker.yaml:${s}`;
+    expect(r.stdout.trimEnd().split("\n")).toEqual([
+      `${dir}/roles/db.yaml:1:1: file is empty: expected a role with at least 'processes:' or 'setup:'`,
+      w(`2:10: setup.0.run: has an unterminated ' quote (opened at character 5): close it, or write a literal ' as \\' (got "bun 'install")`),
+      w('5:10: processes.worker.run: is empty: write the program to run and its arguments, e.g. bun app/server.ts (got "   ")'),
+      w('6:11: processes.worker.user: must be a Unix user name (lowercase, at most 32 characters) (got "Worker")'),
+      w(`7:24: processes.worker.health.command: has an unterminated " quote (opened at character 7): close it, or write a literal " as \\" (got "check \\"x")`),
+      w("9:10: processes.pipe.run: `bun app/worker.ts | tee out.log` uses a shell pipe (|), but commands run without a shell: " +
+        "write sh -c 'bun app/worker.ts | tee out.log' to use one, or quote the | if it is meant as an argument"),
+      w("13:20: hooks.before_cutover.0: must not be empty"),
+      w("13:24: hooks.before_cutover.1: `make && make install` uses a shell list (&&), but commands run without a shell: " +
+        "write sh -c 'make && make install' to use one, or quote the && if it is meant as an argument"),
+      "5 files, 8 problems",
+    ]);
+  });
+
   test("usage errors exit 2 with a clear message on stderr", async () => {
     const missing = await agent(["validate", join(tmp, "nope")]);
     expect(missing.code).toBe(2);
