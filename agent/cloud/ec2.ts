@@ -25,7 +25,8 @@ export interface Ec2 {
   describeAddresses(allocationIds: string[]): Promise<AddressInfo[]>;
   /** AllowReassociation is always false: never take an address from another instance. */
   associateAddress(allocationId: string, instanceId: string): Promise<{ associationId: string }>;
-  describeVolumes(query: { ids: string[] } | { tags: Record<string, string> }): Promise<VolumeInfo[]>;
+  /** By ids, by tags, or every volume attached to one instance (filter attachment.instance-id). */
+  describeVolumes(query: { ids: string[] } | { tags: Record<string, string> } | { attachedTo: string }): Promise<VolumeInfo[]>;
   attachVolume(volumeId: string, instanceId: string, device: string): Promise<{ state: string }>;
 }
 
@@ -133,7 +134,7 @@ export function createEc2(opts: Ec2Options): Ec2 {
     async describeVolumes(query) {
       const filters: Filter[] | undefined = "tags" in query
         ? Object.entries(query.tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }))
-        : undefined;
+        : "attachedTo" in query ? [{ Name: "attachment.instance-id", Values: [query.attachedTo] }] : undefined;
       const ids = "ids" in query ? query.ids : undefined;
       const out: VolumeInfo[] = [];
       let token: string | undefined;

@@ -12,21 +12,20 @@ import { chooseVolume, planVolume, volumeRef, type VolumeAction, type VolumeClou
 import type { ResourceStatus } from "../status/types.ts";
 import { DEFAULT_ATTACH_DEADLINE_MS, DEFAULT_ATTACH_POLL_MS, DEFAULT_RECHECK_MS, type CloudContext } from "../cloud/context.ts";
 
-const LETTERS = "fghijklmnop";
-
 /**
- * The role's volumes with their manifest bindings, sorted by name; each gets a stable device
- * name (/dev/sdf, /dev/sdg, …). A volume the manifest does not bind is a problem condition.
+ * The role's volumes with their manifest bindings, sorted by name. The device name each is
+ * attached as is chosen when it is attached (planVolume: the first one free on the instance),
+ * never from its position here. A volume the manifest does not bind is a problem condition.
  */
 export function desiredVolumes(role: Role, binding: RoleBinding | undefined): { volumes: VolumeDesired[]; problems: ResourceStatus[] } {
   const volumes: VolumeDesired[] = [], problems: ResourceStatus[] = [];
-  Object.keys(role.volumes).sort().forEach((name, i) => {
+  Object.keys(role.volumes).sort().forEach((name) => {
     const b = binding?.volumes?.[name];
     if (!b) {
       problems.push({ ref: volumeRef(name), ready: false, reason: "VolumeUnbound", message: `the role has volume "${name}" but the manifest binds none: add roles.<role>.volumes.${name}: { id: vol-… } to the manifest` });
       return;
     }
-    volumes.push({ name, volume: role.volumes[name]!, binding: b, owner: role.volumes[name]!.owner ?? role.user, device: `/dev/sd${LETTERS[i % LETTERS.length]}` });
+    volumes.push({ name, volume: role.volumes[name]!, binding: b, owner: role.volumes[name]!.owner ?? role.user });
   });
   return { volumes, problems };
 }
@@ -53,16 +52,19 @@ export async function observeVolume(ctx: CloudContext, d: VolumeDesired): Promis
     let device = volumeId ? findVolumeDevice(ctx.byIdDir, volumeId, mem?.device) : null;
     if (mount && mountedFrom(device, mount.devNo) && (!mem || now - mem.checkedAt < (ctx.recheckMs ?? DEFAULT_RECHECK_MS))) {
       if (!mem) ctx.memory.volumes.set(d.name, { volumeId: volumeId!, device: null, checkedAt: now });
-      return observed({ ...base, mount: { device: mount.device, fsType: mount.fsType, expected: true }, mountPointEmpty: true, cloud: null, device, probe: null, owner: ownerOf(mp) });
+      return observed({ ...base, mount: { device: mount.device, fsType: mount.fsType, expected: true }, mountPointEmpty: true, cloud: null, devicesInUse: null, device, probe: null, owner: ownerOf(mp) });
     }
     const cloud = await describe(ctx, d);
     const pick = chooseVolume(cloud, ctx.instanceId, ctx.zone);
     device = null;
+    let devicesInUse: string[] | null = null;
     if (pick.ok) {
       volumeId = pick.volume.volumeId;
       const ours = pick.volume.attachments.find((a) => a.instanceId === ctx.instanceId);
       device = ours ? findVolumeDevice(ctx.byIdDir, volumeId, ours.device) : null;
       ctx.memory.volumes.set(d.name, { volumeId, device: ours?.device ?? null, checkedAt: now });
+      // An attach is due: which device names this instance already uses (one more call, only then).
+      if (!ours) devicesInUse = await attachedDevices(ctx, d.name);
     }
     const expected = !!mount && mountedFrom(device, mount.devNo);
     return observed({
@@ -70,6 +72,7 @@ export async function observeVolume(ctx: CloudContext, d: VolumeDesired): Promis
       mount: mount ? { device: mount.device, fsType: mount.fsType, expected } : null,
       mountPointEmpty: mount ? true : isDirEmpty(mp),
       cloud,
+      devicesInUse,
       device,
       probe: device && !mount ? await probeDevice(device) : null,
       owner: mount ? ownerOf(mp) : null,
@@ -77,6 +80,18 @@ export async function observeVolume(ctx: CloudContext, d: VolumeDesired): Promis
   } catch (e) {
     return failed(toAgentError(e, "VolumeObserveFailed"));
   }
+}
+
+/**
+ * Device names taken on this instance: every attachment EC2 lists for it (the root volume, volumes
+ * the agent does not manage, ours), plus the names this agent asked for other volumes, which EC2
+ * may not list yet. Read-only.
+ */
+async function attachedDevices(ctx: CloudContext, name: string): Promise<string[]> {
+  const here = await ctx.ec2.describeVolumes({ attachedTo: ctx.instanceId });
+  const listed = here.flatMap((v) => v.attachments.filter((a) => a.instanceId === ctx.instanceId && a.device).map((a) => a.device!));
+  const asked = [...ctx.memory.volumes].filter(([n, m]) => n !== name && m.device).map(([, m]) => m.device!);
+  return [...new Set([...listed, ...asked])].sort();
 }
 
 async function describe(ctx: CloudContext, d: VolumeDesired): Promise<VolumeCloud[]> {

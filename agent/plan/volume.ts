@@ -13,8 +13,6 @@ export interface VolumeDesired {
   binding: VolumeBinding;
   /** Who owns the filesystem's root directory: the volume's `owner:`, else the role's user. */
   owner: string;
-  /** Device name requested at attach ("/dev/sdf"); Xen shows it as /dev/xvdf, Nitro ignores it. */
-  device: string;
 }
 
 export interface VolumeCloud {
@@ -33,6 +31,11 @@ export interface VolumeObserved {
   mountPointEmpty: boolean;
   /** Volumes EC2 returned for the binding; null when EC2 was not asked (mounted, recently confirmed). */
   cloud: VolumeCloud[] | null;
+  /**
+   * Device names already taken on this instance (every attachment EC2 lists for it, and names
+   * this agent just asked for); null when not asked, which is only when no attach is due.
+   */
+  devicesInUse: string[] | null;
   /** The local block device of the chosen volume, when one is there. */
   device: string | null;
   /** Signatures on that device (null: not probed). */
@@ -77,6 +80,21 @@ export function chooseVolume(cloud: VolumeCloud[], instanceId: string, zone: str
   return { ok: false, reason: "HeldByOtherInstance", message: `${sorted[0]!.volumeId} is attached to ${held.instanceId}; it is never taken from another instance: detach it there first` };
 }
 
+/** The names the agent asks for at attach, in order: AWS's recommended range for EBS data volumes. */
+export const DEVICE_NAMES = [..."fghijklmnop"].map((l) => `/dev/sd${l}`);
+
+/** "/dev/sdf", "/dev/xvdf", "xvdf1" -> "f": Xen shows /dev/sdX as /dev/xvdX, so both hold the letter. */
+const slot = (device: string) => /^(?:\/dev\/)?(?:sd|xvd)([a-z]+)\d*$/.exec(device)?.[1] ?? device;
+
+/**
+ * The first of DEVICE_NAMES that no name in `inUse` holds, or null when all are taken. Never a
+ * name another attachment of this instance uses: EC2 refuses that attach, on every retry.
+ */
+export function freeDevice(inUse: readonly string[]): string | null {
+  const taken = new Set(inUse.map(slot));
+  return DEVICE_NAMES.find((d) => !taken.has(slot(d))) ?? null;
+}
+
 /** Plan one volume. Pure and total: every observation gives actions or a reason why none. */
 export function planVolume(d: VolumeDesired, o: VolumeObserved): VolumePlan {
   const ref = volumeRef(d.name);
@@ -116,9 +134,14 @@ export function planVolume(d: VolumeDesired, o: VolumeObserved): VolumePlan {
   const ours = v.attachments.find((a) => a.instanceId === o.instanceId);
   if (!ours) {
     if (v.state !== "available") return none("VolumeNotAvailable", `${v.volumeId} is ${v.state}; waiting for it to become available`);
+    if (!o.devicesInUse) return none("ObservationIncomplete", `${v.volumeId} is not attached and this instance's attachments were not listed; the next tick lists them`);
+    const device = freeDevice(o.devicesInUse);
+    if (!device) {
+      return none("NoFreeDevice", `${v.volumeId} cannot be attached: ${DEVICE_NAMES[0]} to ${DEVICE_NAMES.at(-1)} are all taken on this instance (${o.devicesInUse.join(", ")}); detach a volume this instance no longer needs`);
+    }
     return {
       actions: [
-        { ...base, kind: "volume.attach", device: d.device, description: `attach ${v.volumeId} to ${o.instanceId} as ${d.device}` },
+        { ...base, kind: "volume.attach", device, description: `attach ${v.volumeId} to ${o.instanceId} as ${device}` },
         { ...base, kind: "volume.wait", description: `wait for ${v.volumeId} to be attached and its device to appear` },
         ...tail,
       ],

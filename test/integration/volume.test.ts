@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCloudMemory, type CloudContext } from "../../agent/cloud/context.ts";
 import { createEc2, type Ec2 } from "../../agent/cloud/ec2.ts";
-import { applyVolume, convergeVolume, planVolumeNow } from "../../agent/converge/volume.ts";
+import { applyVolume, convergeVolume, desiredVolumes, planVolumeNow } from "../../agent/converge/volume.ts";
+import { parseRole } from "../../agent/manifest/parse.ts";
 import { systemClock } from "../../agent/core/clock.ts";
 import { memoryLogger } from "../../agent/core/log.ts";
 import { exec } from "../../agent/host/exec.ts";
@@ -51,7 +52,7 @@ function volume(opts: { zone?: string; tags?: Record<string, string>; fs?: "ext4
   const mount = join(dir, `mnt-${n}`);
   mounts.push(mount);
   return {
-    id, name: `data${n}`, owner: "nobody", device: `/dev/sd${"fghijklmnop"[n % 11]}`,
+    id, name: `data${n}`, owner: "nobody",
     binding: opts.binding === "tag" ? { tag: opts.tags ?? { Name: `data-${n}` } } : { id },
     volume: { mount, fs: opts.fs ?? "ext4", format: opts.format ?? "if-blank", options: ["defaults", "nofail"] },
   };
@@ -82,6 +83,38 @@ describe("volume converge", () => {
     expect(fresh.condition.reason).toBe("Mounted");
     expect(readFileSync(join(v.volume.mount, "kept.txt"), "utf8")).toBe("hello");
     expect(calls("AttachVolume").filter((x) => x.params.VolumeId === v.id)).toHaveLength(1);
+  });
+
+  rt("a volume added whose name sorts first is attached as a device name no attachment holds, not the one an attached volume has", async () => {
+    const logs = `vol-0${(++n).toString(16).padStart(16, "0")}`, archive = `vol-0${(++n).toString(16).padStart(16, "0")}`;
+    for (const id of [logs, archive]) ec2s.addVolume({ id, zone: ZONE, sizeMiB: 64, tags: {} });
+    const mnt = (name: string) => { const m = join(dir, `mnt-${name}-${n}`); mounts.push(m); return m; };
+    const logsMount = mnt("logs"), archiveMount = mnt("archive");
+    const c = ctx({ instanceId: "i-0ccccccccccccccc3" });   // its own instance: earlier tests attach to ME
+    ec2s.addInstance({ id: c.instanceId, zone: ZONE, tags: {} });
+    const roleWith = (names: string[]) => {
+      const r = parseRole(`volumes:\n${names.map((v) => `  ${v}: { mount: ${v === "logs" ? logsMount : archiveMount}, owner: nobody }\n`).join("")}`, "roles/db.yaml");
+      if (!r.ok) throw new Error(JSON.stringify(r.problems));
+      return r.value;
+    };
+    const binding = { volumes: { logs: { id: logs }, archive: { id: archive } } };
+
+    // The role has one volume: it takes the first name.
+    const first = desiredVolumes(roleWith(["logs"]), binding).volumes;
+    expect((await convergeVolume(c, first[0]!)).condition.reason).toBe("Mounted");
+    expect(ec2s.volumes.get(logs)!.attachment!.device).toBe("/dev/sdf");
+
+    // A release adds "archive", which sorts before "logs": it must not ask for /dev/sdf.
+    const from = ec2s.calls.length;
+    const both = desiredVolumes(roleWith(["logs", "archive"]), binding).volumes;
+    expect(both.map((v) => v.name)).toEqual(["archive", "logs"]);
+    for (const v of both) expect((await convergeVolume(c, v)).condition).toMatchObject({ ready: true, reason: "Mounted" });
+    expect(ec2s.volumes.get(archive)!.attachment!.device).toBe("/dev/sdg");
+    expect(ec2s.volumes.get(logs)!.attachment!.device).toBe("/dev/sdf");
+    expect(ec2s.calls.slice(from).filter((x) => x.action === "AttachVolume").map((x) => [x.params.VolumeId, x.params.Device, x.status]))
+      .toEqual([[archive, "/dev/sdg", 200]]);
+    expect(findMount(archiveMount)).toMatchObject({ fsType: "ext4" });
+    expect(findMount(logsMount)).toMatchObject({ fsType: "ext4" });
   });
 
   rt("a slow attach: Attaching when the deadline passes, converged on the next pass without a second attach", async () => {

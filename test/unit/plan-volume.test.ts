@@ -1,16 +1,16 @@
 // planVolume as a table: (desired, observed) -> actions and condition.
 import { describe, expect, test } from "bun:test";
-import { chooseVolume, planVolume, type VolumeDesired, type VolumeObserved } from "../../agent/plan/volume.ts";
+import { chooseVolume, freeDevice, planVolume, type VolumeDesired, type VolumeObserved } from "../../agent/plan/volume.ts";
 
 const desired = (over: Partial<VolumeDesired["volume"]> = {}): VolumeDesired => ({
-  name: "data", binding: { id: "vol-0abc12345" }, owner: "app", device: "/dev/sdf",
+  name: "data", binding: { id: "vol-0abc12345" }, owner: "app",
   volume: { mount: "/data", fs: "ext4", format: "if-blank", options: ["defaults", "nofail"], ...over },
 });
 const me = "i-0me", zone = "us-east-1a";
 const vol = (over: Partial<{ zone: string; state: string; attachments: { instanceId: string; device: string | null; state: string }[] }> = {}) =>
   ({ volumeId: "vol-0abc12345", zone, state: "available", attachments: [], ...over });
 const obs = (over: Partial<VolumeObserved> = {}): VolumeObserved => ({
-  instanceId: me, zone, mount: null, mountPointEmpty: true, cloud: [vol()], device: null, probe: null,
+  instanceId: me, zone, mount: null, mountPointEmpty: true, cloud: [vol()], devicesInUse: ["/dev/xvda"], device: null, probe: null,
   owner: null, wantOwner: { uid: 1000, gid: 1000 }, ...over,
 });
 const kinds = (p: { actions: { kind: string }[] }) => p.actions.map((a) => a.kind);
@@ -92,5 +92,32 @@ describe("chooseVolume (tag bindings may match several)", () => {
     const c = { ...vol({ state: "in-use", attachments: [{ instanceId: me, device: null, state: "attached" }] }), volumeId: "vol-0ccc00000" };
     expect(chooseVolume([a, b, c], me, zone)).toMatchObject({ ok: true, volume: { volumeId: "vol-0ccc00000" } });
     expect(chooseVolume([a, b], me, zone)).toMatchObject({ ok: true, volume: { volumeId: "vol-0bbb00000" } });
+  });
+});
+
+describe("the device name asked for at attach: the first one no attachment of the instance holds", () => {
+  const table: [string, string[], string | null][] = [
+    ["nothing attached but the root volume", ["/dev/xvda"], "/dev/sdf"],
+    ["/dev/sdf held by a volume attached earlier (a new one sorts before it)", ["/dev/xvda", "/dev/sdf"], "/dev/sdg"],
+    ["a gap is reused", ["/dev/sdf", "/dev/sdh"], "/dev/sdg"],
+    ["Xen names hold the same letter", ["/dev/xvdf", "xvdg"], "/dev/sdh"],
+    ["a partition name holds its disk's letter", ["/dev/sdf1"], "/dev/sdg"],
+    ["names outside f-p do not matter", ["/dev/sda1", "/dev/sdz", "/dev/nvme1n1"], "/dev/sdf"],
+    ["f to p all taken", [..."fghijklmnop"].map((l) => `/dev/sd${l}`), null],
+  ];
+  for (const [name, inUse, want] of table) test(`${name}: ${want ?? "none"}`, () => expect(freeDevice(inUse)).toBe(want));
+
+  test("planVolume attaches as the free name, never one in use", () => {
+    const p = planVolume(desired(), obs({ devicesInUse: ["/dev/xvda", "/dev/sdf", "/dev/sdg"] }));
+    expect(p.actions[0]).toMatchObject({ kind: "volume.attach", device: "/dev/sdh" });
+    expect(p.actions[0]!.description).toContain("/dev/sdh");
+  });
+  test("every name taken: NoFreeDevice, nothing attached", () => {
+    const p = planVolume(desired(), obs({ devicesInUse: [..."fghijklmnop"].map((l) => `/dev/sd${l}`) }));
+    expect(p).toMatchObject({ actions: [], condition: { ready: false, reason: "NoFreeDevice" } });
+  });
+  test("an attach is due but the instance's attachments were not listed: blocked, not guessed", () => {
+    const p = planVolume(desired(), obs({ devicesInUse: null }));
+    expect(p).toMatchObject({ actions: [], condition: { reason: "ObservationIncomplete" } });
   });
 });
