@@ -31,7 +31,8 @@ export class ProcessesAdapter implements ProcessesPort {
       const user = await this.userFor(proc.user ?? role.user);
       for (let i = 0; i < proc.instances; i++) {
         const name = i === 0 ? pname : `${pname}#${i}`;
-        const port = proc.http ? proc.http.port + i : needsPort(proc) ? await this.portFor(commit, name) : undefined;
+        const fixed = envPort(proc, bindingEnv);
+        const port = proc.http ? proc.http.port + i : fixed ?? (needsPort(proc) ? await this.portFor(commit, name) : undefined);
         out.push({
           name, process: pname, instance: i, commit, releaseDir,
           argv: splitArgs(proc.run),
@@ -39,7 +40,8 @@ export class ProcessesAdapter implements ProcessesPort {
           env: { ...base, HOME: releaseDir, ...bindingEnv, ...proc.env, ...(port ? { PORT: String(port) } : {}) },
           port, user: user ?? undefined,
           restart: proc.restart, stop: { signal: proc.stop.signal, timeoutMs: proc.stop.timeout },
-          health: proc.health, minUptimeMs: proc.minUptime, logFile: this.layout.processLog(pname),
+          // One log per instance (web.log, web#1.log): `agent logs 'web#1'` reads that copy's output.
+          health: proc.health, minUptimeMs: proc.minUptime, logFile: this.layout.processLog(name),
         });
       }
     }
@@ -59,7 +61,7 @@ export class ProcessesAdapter implements ProcessesPort {
     // those on a fixed port (or overlap: false) stop, then start. A role's cutover takes as long
     // as its slowest process, not the sum.
     const groups = [true, false].map((overlap) => {
-      const names = Object.entries(role.processes).filter(([, proc]) => (proc.overlap && !fixedPort(proc)) === overlap).map(([n]) => n);
+      const names = Object.entries(role.processes).filter(([, proc]) => (proc.overlap && !fixedPort(proc, env)) === overlap).map(([n]) => n);
       const mine = specs.filter((s) => names.includes(s.process));
       const old = running.filter((s) => names.some((n) => s.name === n || s.name.startsWith(`${n}#`))).map((s) => s.name);
       return { overlap, names, mine, old };
@@ -101,11 +103,25 @@ export class ProcessesAdapter implements ProcessesPort {
 
 /**
  * A process on a fixed port cannot overlap with its successor (the new one could not bind, and
- * its health check would reach the old one): it restarts stop-then-start.
+ * its health check would reach the old one): it restarts stop-then-start. `bindingEnv` is the
+ * manifest's roles.<role>.env, which the process gets too: a PORT there is as fixed as one in
+ * the process's own env.
  */
-export function fixedPort(proc: Role["processes"][string]): boolean {
+export function fixedPort(proc: Role["processes"][string], bindingEnv: Record<string, string>): boolean {
   const h = proc.health;
-  return !!proc.http || proc.env.PORT !== undefined || (!!h && ("tcp" in h || ("http" in h && h.port !== undefined)));
+  return !!proc.http || proc.env.PORT !== undefined || bindingEnv.PORT !== undefined ||
+    (!!h && ("tcp" in h || ("http" in h && h.port !== undefined)));
+}
+
+/**
+ * The PORT the role sets for a process, in its own env or the manifest's roles.<role>.env (the
+ * process's wins, as in the merged env): the process's port, which its HTTP health check
+ * reaches, instead of one the agent assigns. Undefined when neither sets a port number.
+ */
+function envPort(proc: Role["processes"][string], bindingEnv: Record<string, string>): number | undefined {
+  const v = proc.env.PORT ?? bindingEnv.PORT;
+  const n = Number(v);
+  return v !== undefined && Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
 }
 
 /** A health check over HTTP or TCP without a fixed port needs a port the agent assigns ($PORT). */
