@@ -8,8 +8,9 @@ import { UsageError } from "../core/errors.ts";
 
 const help = `Usage: agent logs PROCESS [-f] [-n N] [--config FILE]
 
-Print the log of a supervised process (<stateDir>/logs/PROCESS.log). Instances after the
-first are named PROCESS#1, PROCESS#2 ...; rotated files are PROCESS.log.1 (newest) and up.
+Print the log of a supervised process (<stateDir>/logs/PROCESS.log). Each instance has its
+own: the ones after the first are PROCESS#1, PROCESS#2 ... (quote them: 'web#1'); rotated
+files are PROCESS.log.1 (newest) and up.
 
 Options:
   -f, --follow           keep printing new lines, across log rotations (Ctrl-C to stop)

@@ -88,11 +88,19 @@ function bindingProblems(m: Required<Loaded<Manifest>>, roles: Map<string, Loade
   return out;
 }
 
-/** Rules inside one role that the schema cannot say: two processes cannot front the same port. */
+/**
+ * Rules inside one role that the schema cannot say: two processes cannot front the same port, and
+ * copies of a process with a fixed PORT in its env would all bind that one port.
+ */
 function roleProblems(r: Required<Loaded<Role>>): Problem[] {
   const out: Problem[] = [];
   const ports = new Map<number, string>();
   for (const [name, p] of Object.entries(r.value.processes)) {
+    if (p.env.PORT !== undefined && p.instances > 1 && !p.http) {
+      out.push({ file: r.file, ...r.locate(["processes", name, "instances"], "value"), path: `processes.${name}.instances`,
+        message: `${p.instances} copies would all get PORT=${p.env.PORT} from env and only one can bind it: ` +
+          `use instances: 1, or remove PORT from env (each copy then gets its own $PORT when it has an HTTP check)` });
+    }
     if (!p.http) continue;
     const other = ports.get(p.http.port);
     if (other) {
