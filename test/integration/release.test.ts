@@ -138,6 +138,8 @@ test("retention keeps five good, three failed, the active and in-use releases; h
   const kept = [1, 2, 12, 11, 10, 8, 7, 9, 6, 5].map(fake);   // current, in use, 5 newest good, 3 newest failed
   for (const c of kept) expect(existsSync(l.release(c))).toBe(true);
   expect(removed.sort()).toEqual([3, 4].map(fake).sort());
+  for (const c of removed) expect(existsSync(l.releaseMetaDir(c))).toBe(false);   // records go with their release
+  for (const c of kept) expect(readRelease(l, c)).not.toBeNull();
   const h = readHistory(l);
   expect(h.length).toBe(12);
   expect(h[0]!.commit).toBe(fake(12));
