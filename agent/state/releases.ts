@@ -264,7 +264,9 @@ export function reapOrphans(l: Layout): number[] {
   const killed: number[] = [];
   for (const name of readdirSync(l.meta)) {
     if (!COMMIT_RE.test(name)) continue;
-    const pgid = reapGroup(l.releaseGroup(name));
+    // Records moved from an older layout carry no owner: the step ran as the tree's owner.
+    const treeOwner = statSync(l.release(name), { throwIfNoEntry: false })?.uid;
+    const pgid = reapGroup(l.releaseGroup(name), treeOwner);
     if (pgid !== null) killed.push(pgid);
   }
   return killed;

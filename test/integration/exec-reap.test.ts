@@ -28,7 +28,7 @@ test("reapGroup kills the whole recorded group of a command whose agent died", a
   spawned.push(p.pid);
   await Bun.sleep(50);
   const f = join(dir, "b.group");
-  writeFileSync(f, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid) }));
+  writeFileSync(f, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid), uid: process.getuid!() }));
   expect(reapGroup(f)).toBe(p.pid);
   await p.exited;
   expect(p.signalCode).toBe("SIGKILL");
