@@ -1,7 +1,7 @@
 // Run a command to completion: argv (no shell), cwd, env, timeout, output to a log fd or captured.
 // Used for setup steps, hooks, health commands, mkfs/mount, apt-get. Never throws for a non-zero
 // exit: the result says what happened; it throws only when the binary cannot be started.
-import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, rmSync } from "node:fs";
 import { writeFileAtomic } from "./files.ts";
 import { ownerOf, readStat, signalGroup, startTimeOf } from "./proc.ts";
 
@@ -33,7 +33,7 @@ export interface ExecResult {
 
 export async function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const started = performance.now();
-  const fd = opts.logFile ? openSync(opts.logFile, "a", 0o640) : undefined;
+  const fd = opts.logFile ? openSync(opts.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o640) : undefined;
   let timedOut = false;
   try {
     const p = Bun.spawn(argv, {
