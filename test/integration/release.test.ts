@@ -9,7 +9,7 @@ import { memoryLogger } from "../../agent/core/log.ts";
 import { MemoryPackages } from "../../agent/host/packages.ts";
 import { isRoot, lookupUser, SystemUsers, type UserManager } from "../../agent/host/users.ts";
 import { parseRole } from "../../agent/manifest/parse.ts";
-import { prepareRelease } from "../../agent/source/prepare.ts";
+import { linkShared, prepareRelease, runAs, runInRelease } from "../../agent/source/prepare.ts";
 import { Source } from "../../agent/source/source.ts";
 import { layout, type Layout } from "../../agent/state/layout.ts";
 import { currentCommit, markRelease, pruneReleases, readHistory, readRelease, switchCurrent } from "../../agent/state/releases.ts";
@@ -165,6 +165,42 @@ test.skipIf(!isRoot())("as root: the role's user is created and setup runs as it
   } finally {
     Bun.spawnSync(["userdel", name]);
   }
+});
+
+test.skipIf(!isRoot())("as root: a role's user that cannot be looked up fails closed; setup never runs as root instead", async () => {
+  const { l, deploy } = await setup("nouser");
+  const c = await repo.commit({ "f-nouser": "1" }, "no user");
+  await deploy(c);
+  const unknown: UserManager = { ensure: async () => null };
+  const r = prepareRelease({ layout: l, commit: c, role: role("user: ghost\nsetup:\n  - run: sh -c 'id -u > whoami.txt'\n"), previous: null, packages: new MemoryPackages(), users: unknown, log: memoryLogger() });
+  await expect(r).rejects.toMatchObject({ reason: "UserUnknown" });
+  expect(existsSync(join(l.release(c), "whoami.txt"))).toBe(false);
+  expect(readRelease(l, c)).toMatchObject({ state: "failed", reason: "UserUnknown" });
+  // hooks resolve their user the same way; root only when the role says so
+  await expect(runAs(`agt-nosuch-${process.pid}`)).rejects.toMatchObject({ reason: "UserUnknown" });
+  expect(await runAs("root")).toMatchObject({ uid: 0 });
+  await expect(runInRelease(l, c, null, "true", { timeoutMs: 5000 })).rejects.toThrow("never runs a role's command as root");
+});
+
+test("a symlinked parent of a role path is refused, never followed", async () => {
+  const { l, deploy } = await setup("links");
+  const c = await repo.commit({ "f-links": "1" }, "links");
+  await deploy(c);
+  const outside = join(dir, "links-outside");
+  const { mkdirSync, symlinkSync } = await import("node:fs");
+  mkdirSync(outside, { recursive: true });
+  writeFileSync(join(outside, "secret"), "s\n");
+  symlinkSync(outside, join(l.release(c), "conf"));
+  for (const yaml of ["shared: [conf/secret]\n", "setup:\n  - run: 'true'\n    inputs: [conf/secret]\n    outputs: [out]\n", "setup:\n  - run: 'true'\n    inputs: [a]\n    outputs: [conf/x]\n"]) {
+    const r = prepareRelease({ layout: l, commit: c, role: role(yaml), previous: null, packages: new MemoryPackages(), users: noUsers, log: memoryLogger() });
+    await expect(r).rejects.toMatchObject({ reason: "UnsafePath" });
+  }
+  expect(readFileSync(join(outside, "secret"), "utf8")).toBe("s\n");
+  // shared/ is the role's user's: a link planted there is refused too
+  mkdirSync(l.shared, { recursive: true });
+  symlinkSync(outside, join(l.shared, "cfg"));
+  expect(() => linkShared(l, l.release(c), ["cfg/secret"])).toThrow("cfg is a symbolic link in the shared directory");
+  expect(existsSync(join(outside, "secret"))).toBe(true);
 });
 
 test("agent history lists the releases newest first, as text and JSON", async () => {
