@@ -105,13 +105,14 @@ describe.skipIf(!isRoot())("release safety (compiled binary)", () => {
 
   test("a process group recorded in the tree by the role's user is never killed", async () => {
     const victim = await bystander();
+    const cur = k.status().current.commit;
     // where agents before meta/ looked for a running step's group
-    expect(await writeAsUser(join(k.state, "releases", v2, ".agent", "running.group"),
+    expect(await writeAsUser(join(k.state, "releases", cur, ".agent", "running.group"),
       JSON.stringify({ pgid: victim.pid, startTime: victim.startTime, uid: 0 }))).toBe(0);
     const r = await k.agent(["once"]);
-    expect(r.code).toBe(0);
     expect(alive(victim.pid)).toBe(true);                       // before: SIGKILLed by the next agent
-    expect(existsSync(join(k.state, "releases", v2, ".agent"))).toBe(false);
+    expect(r.code).toBe(0);
+    expect(existsSync(join(k.state, "releases", cur, ".agent"))).toBe(false);
   });
 
   test("a node upgraded in place keeps its history and release records, and reaps its recorded orphans", async () => {
@@ -150,10 +151,10 @@ describe.skipIf(!isRoot())("release safety (compiled binary)", () => {
     const pid = web().pid;
     const bad = await releaseWithLink(".agent", outside, { "VERSION": "v3\n" }, "v3: ships .agent");
     const r = await k.agent(["once"]);
+    expect(readdirSync(outside)).toEqual([]);                   // before: release.json and the log landed here
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("ReleaseRefused");
     expect(r.stderr).toContain("remove .agent from the repository");
-    expect(readdirSync(outside)).toEqual([]);                   // before: release.json and the log landed here
     expect(existsSync(join(k.state, "releases", bad))).toBe(false);
     expect(record(bad)).toMatchObject({ state: "failed", reason: "ReleaseRefused" });
     expect(readlinkSync(join(k.state, "current"))).toBe(`releases/${v2}`);
@@ -166,11 +167,11 @@ describe.skipIf(!isRoot())("release safety (compiled binary)", () => {
     writeFileSync(join(outside, "passwd"), "precious\n");
     const bad = await releaseWithLink("conf", outside, { "VERSION": "v4\n", "roles/web.yaml": ROLE.replace("shared: [log]", "shared: [log, conf/passwd]") }, "v4: conf -> outside");
     const r = await k.agent(["once"]);
+    expect(existsSync(join(outside, "passwd")) && readFileSync(join(outside, "passwd"), "utf8")).toBe("precious\n");   // before: moved into shared/
+    expect(statSync(join(outside, "passwd")).uid).toBe(0);                      // before: chowned to the role's user
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("UnsafePath");
     expect(r.stderr).toContain("conf is a symbolic link");
-    expect(readFileSync(join(outside, "passwd"), "utf8")).toBe("precious\n");   // before: moved into shared/
-    expect(statSync(join(outside, "passwd")).uid).toBe(0);                      // before: chowned to the role's user
     expect(existsSync(join(k.state, "shared", "conf"))).toBe(false);
     expect(record(bad).state).toBe("failed");
     expect(readlinkSync(join(k.state, "current"))).toBe(`releases/${v2}`);
@@ -182,10 +183,10 @@ describe.skipIf(!isRoot())("release safety (compiled binary)", () => {
     writeFileSync(join(outside, "out", "precious.txt"), "precious\n");
     await releaseWithLink("build", outside, { "VERSION": "v5\n" }, "v5: build -> outside");
     const r = await k.agent(["once"]);
+    expect(existsSync(join(outside, "out", "precious.txt"))).toBe(true);                      // before: deleted
+    expect(existsSync(join(outside, "out", "dep.txt"))).toBe(false);                          // before: linked in
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("UnsafePath");
-    expect(readFileSync(join(outside, "out", "precious.txt"), "utf8")).toBe("precious\n");   // before: deleted
-    expect(existsSync(join(outside, "out", "dep.txt"))).toBe(false);                          // before: linked in
     expect(lstatSync(outside).isDirectory()).toBe(true);
     expect(readlinkSync(join(k.state, "current"))).toBe(`releases/${v2}`);
   });
@@ -210,9 +211,9 @@ processes:
       expect(Bun.spawnSync(["userdel", "-f", name]).exitCode).toBe(0);
       writeFileSync(join(rel, "go"), "");
       const r = await run;
+      expect(existsSync(join(rel, "hook-uid.txt"))).toBe(false);   // before: the hook ran, as root (uid 0)
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`the role's user ${name} cannot be looked up`);
-      expect(existsSync(join(rel, "hook-uid.txt"))).toBe(false);   // before: the hook ran, as root (uid 0)
       expect(readlinkSync(join(k.state, "current"))).toBe(`releases/${v2}`);
     } finally {
       Bun.spawnSync(["userdel", "-f", name]);
