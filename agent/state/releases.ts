@@ -170,14 +170,19 @@ export function currentCommit(l: Layout): string | null {
 
 /** Commits with a release directory (partials excluded), newest state file first. */
 export function listReleases(l: Layout): ReleaseRecord[] {
-  if (!existsSync(l.releases)) return [];
   const out: ReleaseRecord[] = [];
-  for (const name of readdirSync(l.releases)) {
+  for (const name of existsSync(l.releases) ? readdirSync(l.releases) : []) {
     if (!COMMIT_RE.test(name)) continue;
     out.push(readRelease(l, name) ?? {
       commit: name, state: "failed", subject: null, createdAt: 0, updatedAt: 0, log: l.releaseLog(name), steps: [],
       reason: "NoStateFile", message: "release directory without a state file (interrupted)",
     });
+  }
+  // A commit refused before it had a tree (ReleaseRefused) is a failed release with its record only.
+  for (const name of existsSync(l.meta) ? readdirSync(l.meta) : []) {
+    if (!COMMIT_RE.test(name) || existsSync(l.release(name))) continue;
+    const rec = readRelease(l, name);
+    if (rec?.state === "failed") out.push(rec);
   }
   return out.sort((a, b) => b.updatedAt - a.updatedAt);
 }
@@ -218,7 +223,8 @@ export function pruneReleases(l: Layout, inUse: Iterable<string>, r: Retention =
 
 /**
  * Remove meta/<commit>/ records whose release directory is gone (pruned by an older agent,
- * deleted by hand), unless a live process is still checking that commit out.
+ * deleted by hand), unless a live process is still checking that commit out. Failed records are
+ * left to retention (planPrune counts them).
  */
 function removeOrphanMeta(l: Layout): void {
   if (!existsSync(l.meta)) return;
@@ -227,6 +233,7 @@ function removeOrphanMeta(l: Layout): void {
     if (!COMMIT_RE.test(c) || existsSync(l.release(c))) continue;
     if (partials.some((n) => { const m = /^\.([0-9a-f]{40})\.partial-(\d+)$/.exec(n); return m?.[1] === c && isAlive(Number(m[2])); })) continue;
     if (existsSync(l.releaseGroup(c))) continue;   // a step may still run from it: the reaper decides
+    if (readRelease(l, c)?.state === "failed") continue;
     rmSync(l.releaseMetaDir(c), { recursive: true, force: true });
   }
 }
