@@ -213,12 +213,19 @@ export function resolveInside(base: string, rel: string, field: string, where = 
 
 const unsafe = (message: string) => AgentError.terminal("UnsafePath", message);
 
-/** Refuse a release whose tree leads a role path (shared, setup inputs and outputs) out of it. Read-only. */
+/** Refuse a release whose tree leads a role path (shared, setup inputs and outputs, a process's cwd) out of it. Read-only. */
 export function checkRolePaths(dir: string, role: Role): void {
   for (const p of role.shared) resolveInside(dir, p, "shared");
   for (const [i, step] of role.setup.entries()) {
     for (const p of step.inputs ?? []) resolveInside(dir, p, `setup step ${i + 1} inputs`);
     for (const p of step.outputs ?? []) resolveInside(dir, p, `setup step ${i + 1} outputs`);
+  }
+  for (const [name, proc] of Object.entries(role.processes)) {
+    if (!proc.cwd) continue;
+    const cwd = resolveInside(dir, proc.cwd, `processes.${name}.cwd`);
+    if (lstatSync(cwd, { throwIfNoEntry: false })?.isSymbolicLink()) {
+      throw unsafe(`processes.${name}.cwd: ${proc.cwd} is a symbolic link in the release; a process's working directory must be a real directory inside it`);
+    }
   }
 }
 

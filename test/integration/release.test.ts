@@ -191,7 +191,7 @@ test("a symlinked parent of a role path is refused, never followed", async () =>
   mkdirSync(outside, { recursive: true });
   writeFileSync(join(outside, "secret"), "s\n");
   symlinkSync(outside, join(l.release(c), "conf"));
-  for (const yaml of ["shared: [conf/secret]\n", "setup:\n  - run: 'true'\n    inputs: [conf/secret]\n    outputs: [out]\n", "setup:\n  - run: 'true'\n    inputs: [a]\n    outputs: [conf/x]\n"]) {
+  for (const yaml of ["shared: [conf/secret]\n", "processes:\n  web: { run: x, cwd: conf }\n", "processes:\n  web: { run: x, cwd: conf/sub }\n", "setup:\n  - run: 'true'\n    inputs: [conf/secret]\n    outputs: [out]\n", "setup:\n  - run: 'true'\n    inputs: [a]\n    outputs: [conf/x]\n"]) {
     const r = prepareRelease({ layout: l, commit: c, role: role(yaml), previous: null, packages: new MemoryPackages(), users: noUsers, log: memoryLogger() });
     await expect(r).rejects.toMatchObject({ reason: "UnsafePath" });
   }
