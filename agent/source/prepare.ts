@@ -31,7 +31,8 @@ export interface PrepareOptions {
 /**
  * Take releases/<commit> (checked out, state "preparing") to "ready", or mark it "failed" with a
  * reason, message and log path and throw that AgentError: SetupFailed, SetupTimedOut,
- * PackagesFailed, PreparationCancelled. Idempotent per release dir: re-running redoes every step.
+ * PackagesFailed, PreparationCancelled, UnsafePath (a role path through a symlink), UserUnknown
+ * (never root in place of the role's user). Idempotent per release dir: re-running redoes every step.
  */
 export async function prepareRelease(o: PrepareOptions): Promise<ReleaseRecord> {
   const l = o.layout, now = o.now ?? Date.now, dir = l.release(o.commit);
@@ -75,7 +76,7 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
   const before = prev?.steps[i];
   const prevDir = prev ? o.layout.release(prev.commit) : null;
   if (hash && before && before.run === step.run && before.inputsHash === hash && (before.outcome === "ran" || before.outcome === "reused")
-    && prevDir && existsSync(prevDir) && outputs.every((p) => lstatSync(resolveInside(prevDir, p, `setup step ${i + 1} outputs`), { throwIfNoEntry: false }))) {
+    && prevDir && existsSync(prevDir) && outputs.every((p) => carryable(prevDir, p))) {
     const t0 = performance.now();
     for (const out of outputs) await carryOutput(prevDir, dir, out, i, user, step.timeout, prev!.commit);
     say(`$ ${step.run}  (inputs unchanged since ${prev!.commit.slice(0, 12)}: reused, copied ${outputs.join(", ")})`);
@@ -227,6 +228,11 @@ export function checkRolePaths(dir: string, role: Role): void {
       throw unsafe(`processes.${name}.cwd: ${proc.cwd} is a symbolic link in the release; a process's working directory must be a real directory inside it`);
     }
   }
+}
+
+/** The previous release has `out`, reached without a link on the way (else the step just runs). */
+function carryable(prevDir: string, out: string): boolean {
+  try { return !!lstatSync(resolveInside(prevDir, out, "outputs"), { throwIfNoEntry: false }); } catch { return false; }
 }
 
 /**
