@@ -9,7 +9,7 @@ import type { Logger } from "../core/log.ts";
 import { formatProblem, parseManifest, parseRole, type Parsed } from "../manifest/parse.ts";
 import type { Manifest, Role } from "../manifest/schema.ts";
 import type { Layout } from "../state/layout.ts";
-import { isUsable, newRelease, readRelease, writeRelease } from "../state/releases.ts";
+import { isUsable, markRelease, newRelease, readRelease, writeRelease } from "../state/releases.ts";
 import { redact, sourceError } from "./errors.ts";
 import { timedHttp, type CountingHttp } from "./http.ts";
 import { DEFAULT_HYGIENE, needsRebuild, readStoreStats, recoverStore, storeUsage, swapStore, writeStoreStats, type HygienePolicy } from "./store.ts";
@@ -140,7 +140,8 @@ export class Source {
         if (fs.lstatSync(join(partial, ".agent"), { throwIfNoEntry: false })) {
           // Older agents kept their records there; a tree that ships one would pose as them.
           const message = `commit ${commit.slice(0, 12)} has .agent at the top of its tree, a name the agent reserves (it keeps its records in ${l.meta}); remove .agent from the repository and pin a new commit`;
-          writeRelease(l, { ...rec, state: "failed", endedAt: rec.createdAt, reason: "ReleaseRefused", message });
+          writeRelease(l, rec);
+          markRelease(l, commit, "failed", rec.createdAt, { reason: "ReleaseRefused", message });   // in the history too
           throw AgentError.terminal("ReleaseRefused", message);
         }
         writeRelease(l, rec);

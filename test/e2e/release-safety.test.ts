@@ -157,6 +157,8 @@ describe.skipIf(!isRoot())("release safety (compiled binary)", () => {
     expect(r.stderr).toContain("remove .agent from the repository");
     expect(existsSync(join(k.state, "releases", bad))).toBe(false);
     expect(record(bad)).toMatchObject({ state: "failed", reason: "ReleaseRefused" });
+    const hist = JSON.parse((await k.agent(["history", "--json"])).stdout);
+    expect(hist.find((e: any) => e.commit === bad)).toMatchObject({ state: "failed", reason: "ReleaseRefused", kept: false });
     expect(readlinkSync(join(k.state, "current"))).toBe(`releases/${v2}`);
     expect(web().pid).toBe(pid);
   });
