@@ -1,5 +1,5 @@
 // `agent history`: the releases this node ran, newest first, with their state, when, and how they
-// ended. Reads releases/.history.jsonl in the state directory; changes nothing.
+// ended. Reads meta/history.jsonl in the state directory; changes nothing.
 import { existsSync } from "node:fs";
 import { formatDuration } from "../core/duration.ts";
 import { AgentError, UsageError } from "../core/errors.ts";

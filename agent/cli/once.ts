@@ -5,6 +5,7 @@ import { layout } from "../state/layout.ts";
 import { newMemory, tick } from "../loop/tick.ts";
 import { wire } from "../loop/wire.ts";
 import { reapOrphans } from "../state/releases.ts";
+import { migrateLayout } from "../state/migrate.ts";
 import { loadConfig } from "./config.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 
@@ -46,6 +47,7 @@ export const once: Command = {
     const log = createLogger("agent");
     const w = wire(config, log);
     w.supervisor.adopt();
+    migrateLayout(w.ports.layout);                 // records an agent before meta/ kept in the trees
     reapOrphans(w.ports.layout);                   // setup steps or hooks a killed agent left behind
     const r = await tick(w.ports, newMemory(), { mode: "once" });
     w.supervisor.detach();       // processes keep running; the next agent adopts them

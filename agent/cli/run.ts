@@ -4,6 +4,7 @@ import { startControlServer } from "../control/server.ts";
 import { createDaemon } from "../loop/daemon.ts";
 import { wire } from "../loop/wire.ts";
 import { reapOrphans } from "../state/releases.ts";
+import { migrateLayout } from "../state/migrate.ts";
 import { createAgentMetrics } from "../metrics/agent.ts";
 import { startMetricsServer } from "../metrics/server.ts";
 import { VERSION } from "../core/version.ts";
@@ -65,6 +66,7 @@ export const run: Command = {
       log.warn("metrics not served", { address: config.control.metrics, error: errorMessage(e) });
     }
     const adopted = w.supervisor.adopt();
+    migrateLayout(w.ports.layout);                 // records an agent before meta/ kept in the trees
     const reaped = reapOrphans(w.ports.layout);    // setup steps or hooks a killed agent left behind
     if (reaped.length) log.info("killed orphaned setup steps or hooks of a previous agent", { pgids: reaped });
     const done = daemon.start();

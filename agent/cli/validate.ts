@@ -14,14 +14,16 @@ directory): each file against its schema, and the rules between them (a manifest
 exist, every volume a role declares is bound, address: true roles have a pool).
 
 Prints one line per problem to stdout, "FILE:LINE:COLUMN: field.path: what is wrong",
-then a summary "N files, M problems". It checks the tree as it is on disk: a manifest's
+then advice as "...: warning: ..." lines (a setup step with inputs but no outputs cannot be
+reused) and a summary "N files, M problems". It checks the tree as it is on disk: a manifest's
 commit may pin roles/ that differ from this checkout.
 
-Exit status: 0 when every file is valid, 1 on any problem, 2 on a usage error
+Exit status: 0 when every file is valid (warnings or not), 1 on any problem, 2 on a usage error
 (DIR missing, or it has neither manifests/ nor roles/).
 
 Options:
   --json             print {files, problems: [{file, line, column, path, message}]} instead
+                     (and warnings: [...] in the same shape when there are any)
   -h, --help         show this help
 
 Examples:
@@ -59,10 +61,11 @@ function readHead(path: string): string | Uint8Array {
 }
 
 /** Validate the checkout in `dir`; problems name files as `dir/manifests/...` (or relative when dir is "."). */
-export function validateDir(dir: string): { files: number; problems: Problem[] } {
+export function validateDir(dir: string): { files: number; problems: Problem[]; warnings: Problem[] } {
   const files = readOpsFiles(dir);
-  const problems = validateRepo(files).map((p) => ({ ...p, file: join(dir, p.file) }));
-  return { files: files.length, problems };
+  const warnings: Problem[] = [];
+  const problems = validateRepo(files, warnings).map((p) => ({ ...p, file: join(dir, p.file) }));
+  return { files: files.length, problems, warnings: warnings.map((p) => ({ ...p, file: join(dir, p.file) })) };
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -74,12 +77,13 @@ export const validate: Command = {
   async run(argv) {
     const a = parse(argv, { json: { type: "boolean" } }, true);
     if (a.positionals.length > 1) throw new UsageError(`expected at most one DIR, got ${a.positionals.length}`);
-    const { files, problems } = validateDir(a.positionals[0] ?? ".");
+    const { files, problems, warnings } = validateDir(a.positionals[0] ?? ".");
     if (a.values.json) {
-      process.stdout.write(JSON.stringify({ files, problems }, null, 2) + "\n");
+      process.stdout.write(JSON.stringify({ files, problems, ...(warnings.length ? { warnings } : {}) }, null, 2) + "\n");
     } else {
       for (const p of problems) process.stdout.write(formatProblem(p) + "\n");
-      process.stdout.write(`${plural(files, "file")}, ${plural(problems.length, "problem")}\n`);
+      for (const w of warnings) process.stdout.write(formatProblem(w) + "\n");   // advice: the exit status ignores them
+      process.stdout.write(`${plural(files, "file")}, ${plural(problems.length, "problem")}${warnings.length ? `, ${plural(warnings.length, "warning")}` : ""}\n`);
     }
     return problems.length ? EXIT.failed : EXIT.ok;
   },

@@ -1,9 +1,9 @@
 // Run a command to completion: argv (no shell), cwd, env, timeout, output to a log fd or captured.
 // Used for setup steps, hooks, health commands, mkfs/mount, apt-get. Never throws for a non-zero
 // exit: the result says what happened; it throws only when the binary cannot be started.
-import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, rmSync } from "node:fs";
 import { writeFileAtomic } from "./files.ts";
-import { isSameProcess, signalGroup, startTimeOf } from "./proc.ts";
+import { ownerOf, readStat, signalGroup, startTimeOf } from "./proc.ts";
 
 export interface ExecOptions {
   cwd?: string;
@@ -33,7 +33,7 @@ export interface ExecResult {
 
 export async function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const started = performance.now();
-  const fd = opts.logFile ? openSync(opts.logFile, "a", 0o640) : undefined;
+  const fd = opts.logFile ? openSync(opts.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o640) : undefined;
   let timedOut = false;
   try {
     const p = Bun.spawn(argv, {
@@ -46,7 +46,10 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
       uid: opts.uid,
       gid: opts.gid,
     });
-    if (opts.groupFile) writeFileAtomic(opts.groupFile, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid), argv }) + "\n");
+    if (opts.groupFile) {
+      const rec: GroupRecord = { pgid: p.pid, startTime: startTimeOf(p.pid), uid: opts.uid ?? process.getuid?.() ?? 0, argv };
+      writeFileAtomic(opts.groupFile, JSON.stringify(rec) + "\n", 0o600);
+    }
     const killGroup = (sig: NodeJS.Signals) => { try { process.kill(-p.pid, sig); } catch {} };
     const timer = opts.timeoutMs ? setTimeout(() => { timedOut = true; killGroup("SIGKILL"); }, opts.timeoutMs) : undefined;
     const onAbort = () => killGroup("SIGKILL");
@@ -65,16 +68,36 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
   }
 }
 
+/** What exec() records about a running command's process group (`groupFile`). */
+export interface GroupRecord { pgid: number; startTime: number | null; uid: number; argv?: string[] }
+
 /**
- * Kill the process group recorded in `groupFile` by an exec() whose agent died, if that group's
- * leader is still the very process that was recorded (a reused pid is never signalled). Removes
- * the file. Returns the pgid killed, or null. Idempotent.
+ * The group recorded in `groupFile`, when it is still the very one an agent started: pgid > 1
+ * (never kill(-1), every process), its leader still leads that group, started at the recorded
+ * time, and runs as the recorded owner (`fallbackUid` for records that predate the field). Any
+ * other record (forged, stale, a reused pid) is null: it is never signalled. Read-only.
  */
-export function reapGroup(groupFile: string): number | null {
-  let rec: { pgid?: number; startTime?: number | null };
+export function recordedGroup(groupFile: string, fallbackUid?: number): GroupRecord | null {
+  let rec: Partial<GroupRecord>;
   try { rec = JSON.parse(readFileSync(groupFile, "utf8")); } catch { return null; }
+  const pgid = rec.pgid, uid = typeof rec.uid === "number" ? rec.uid : fallbackUid;
+  if (typeof pgid !== "number" || !Number.isInteger(pgid) || pgid <= 1 || typeof rec.startTime !== "number" || uid === undefined) return null;
+  const st = readStat(pgid);
+  if (!st || st.state === "Z" || st.state === "X" || st.pgrp !== pgid || st.startTime !== rec.startTime) return null;
+  const owner = ownerOf(pgid);
+  if (!owner || owner.real !== uid || owner.effective !== uid) return null;
+  return { pgid, startTime: rec.startTime, uid, argv: rec.argv };
+}
+
+/**
+ * Kill the process group recorded in `groupFile` by an exec() whose agent died, if it passes
+ * recordedGroup()'s checks (a reused or forged pid is never signalled). Removes the file.
+ * Returns the pgid killed, or null. Idempotent.
+ */
+export function reapGroup(groupFile: string, fallbackUid?: number): number | null {
+  const rec = recordedGroup(groupFile, fallbackUid);
   rmSync(groupFile, { force: true });
-  if (!rec.pgid || rec.startTime == null || !isSameProcess(rec.pgid, rec.startTime)) return null;
+  if (!rec) return null;
   signalGroup(rec.pgid, "SIGKILL");
   return rec.pgid;
 }

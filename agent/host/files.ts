@@ -1,5 +1,5 @@
 // Atomic file operations. A reader never sees a half-written file or a missing link.
-import { closeSync, fsyncSync, openSync, renameSync, symlinkSync, unlinkSync, writeSync, mkdirSync } from "node:fs";
+import { closeSync, constants, fsyncSync, openSync, renameSync, symlinkSync, unlinkSync, writeSync, mkdirSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 
 let seq = 0;
@@ -12,7 +12,7 @@ const tmpName = (path: string) => join(dirname(path), `.${basename(path)}.tmp-${
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tmpName(path);
-  const fd = openSync(tmp, "w", mode);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, mode);   // never through a link
   try {
     try {
       writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);

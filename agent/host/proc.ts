@@ -37,6 +37,14 @@ export function isSameProcess(pid: number, startTime: number): boolean {
   return startTimeOf(pid) === startTime;
 }
 
+/** The real and effective uid of a pid (from /proc/<pid>/status), or null when it is gone. */
+export function ownerOf(pid: number): { real: number; effective: number } | null {
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/status`, "utf8"); } catch { return null; }
+  const m = /^Uid:\s+(\d+)\s+(\d+)/m.exec(text);
+  return m ? { real: Number(m[1]), effective: Number(m[2]) } : null;
+}
+
 /** Live (non-zombie) pids whose process group is pgid. Scans /proc: use for stops, not hot loops. */
 export function groupMembers(pgid: number): number[] {
   const out: number[] = [];

@@ -4,7 +4,6 @@ import { mkdirSync } from "node:fs";
 import { systemClock, type Clock } from "../core/clock.ts";
 import { AgentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
-import { isRoot, lookupUser } from "../host/users.ts";
 import { offerRuntime } from "../host/runtime.ts";
 import type { Config, Role } from "../manifest/schema.ts";
 import { Source, readToken } from "../source/source.ts";
@@ -12,7 +11,7 @@ import { layout, type Layout } from "../state/layout.ts";
 import { currentCommit, listReleases, logToRelease, markRelease, pruneReleases, readRelease, switchCurrent } from "../state/releases.ts";
 import { StateStore } from "../state/store.ts";
 import { Supervisor, type SupervisorEvent } from "../supervisor/index.ts";
-import { prepareRelease, runInRelease } from "../source/prepare.ts";
+import { prepareRelease, runAs, runInRelease } from "../source/prepare.ts";
 import { AptPackages } from "../host/packages.ts";
 import { SystemUsers } from "../host/users.ts";
 import { createImds } from "../cloud/imds.ts";
@@ -116,7 +115,7 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
 /** A hook runs like a setup step (runInRelease), as the role's user; a failure says where its output is. */
 async function runHook(L: Layout, commit: string, role: Role, command: string, phase: string, signal: AbortSignal): Promise<void> {
   logToRelease(L, commit, `--- ${phase}: ${command}`);
-  const user = isRoot() && role.user !== "root" ? await lookupUser(role.user) : null;
+  const user = await runAs(role.user);   // fails closed: never root in place of an unknown user
   const r = await runInRelease(L, commit, user, command, { timeoutMs: 10 * 60_000, signal });
   if (r.code !== 0) {
     throw new AgentError("HookFailed", `${phase} hook \`${command}\` ${r.timedOut ? "timed out" : `exited ${r.code ?? r.signal}`}; see ${L.releaseLog(commit)}`);

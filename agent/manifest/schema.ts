@@ -114,8 +114,8 @@ export const Process = z.strictObject({
 
 export const SetupStep = z.strictObject({
   run: Command.meta({ description: "Command run in the new release directory before cutover." }),
-  inputs: z.array(RelPath).optional().meta({ description: "Unchanged since the last good release => the step's result is reused." }),
-  outputs: z.array(RelPath).optional().meta({ description: "What the step produces in the release (node_modules): hard-linked from the last good release when the inputs are unchanged, instead of running the step." }),
+  inputs: z.array(RelPath).optional().meta({ description: "With outputs: unchanged since the last good release => the step is reused (its outputs copied). Without outputs the step always runs." }),
+  outputs: z.array(RelPath).optional().meta({ description: "What the step produces in the release (node_modules): copied from the last good release when the inputs are unchanged, instead of running the step." }),
   timeout: Duration.prefault("10m").meta({ description: "The step fails when it runs longer than this." }),
 });
 

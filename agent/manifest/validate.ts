@@ -16,9 +16,10 @@ const NAME_RULE = "lowercase letters, digits and '-', starting with a letter, at
 
 /**
  * Every problem in manifests/*.yaml and roles/*.yaml of one checkout, sorted by file and position;
- * [] when the checkout is valid. Files outside manifests/ and roles/ are ignored.
+ * [] when the checkout is valid. Files outside manifests/ and roles/ are ignored. Advice that does
+ * not make the checkout invalid is appended to `warnings`.
  */
-export function validateRepo(files: readonly RepoFile[]): Problem[] {
+export function validateRepo(files: readonly RepoFile[], warnings: Problem[] = []): Problem[] {
   const problems: Problem[] = [];
   const manifests: Loaded<Manifest>[] = [];
   const roles = new Map<string, Loaded<Role>>();
@@ -40,7 +41,7 @@ export function validateRepo(files: readonly RepoFile[]): Problem[] {
     if (dir === "manifests") manifests.push(loaded as Loaded<Manifest>);
     else roles.set(name, loaded as Loaded<Role>);
   }
-  for (const r of roles.values()) if (r.value) problems.push(...roleProblems(r as Required<Loaded<Role>>));
+  for (const r of roles.values()) if (r.value) problems.push(...roleProblems(r as Required<Loaded<Role>>, warnings));
   for (const m of manifests) if (m.value) problems.push(...bindingProblems(m as Required<Loaded<Manifest>>, roles));
   return problems.sort(byPosition);
 }
@@ -92,8 +93,13 @@ function bindingProblems(m: Required<Loaded<Manifest>>, roles: Map<string, Loade
  * Rules inside one role that the schema cannot say: two processes cannot front the same port, and
  * copies of a process with a fixed PORT in its env would all bind that one port.
  */
-function roleProblems(r: Required<Loaded<Role>>): Problem[] {
+function roleProblems(r: Required<Loaded<Role>>, warnings: Problem[]): Problem[] {
   const out: Problem[] = [];
+  for (const [i, step] of r.value.setup.entries()) {
+    if (!step.inputs?.length || step.outputs?.length) continue;
+    warnings.push({ file: r.file, ...r.locate(["setup", i, "inputs"], "key"), path: `setup.${i}.inputs`,
+      message: `warning: a step with inputs but no outputs cannot be reused (nothing to carry into the next release), so it runs in every release: list what it makes under outputs: (node_modules)` });
+  }
   const ports = new Map<number, string>();
   for (const [name, p] of Object.entries(r.value.processes)) {
     if (p.env.PORT !== undefined && p.instances > 1 && !p.http) {

@@ -9,7 +9,7 @@ import type { Logger } from "../core/log.ts";
 import { formatProblem, parseManifest, parseRole, type Parsed } from "../manifest/parse.ts";
 import type { Manifest, Role } from "../manifest/schema.ts";
 import type { Layout } from "../state/layout.ts";
-import { isUsable, newRelease, readRelease, writeRelease } from "../state/releases.ts";
+import { isUsable, markRelease, newRelease, readRelease, writeRelease } from "../state/releases.ts";
 import { redact, sourceError } from "./errors.ts";
 import { timedHttp, type CountingHttp } from "./http.ts";
 import { DEFAULT_HYGIENE, needsRebuild, readStoreStats, recoverStore, storeUsage, swapStore, writeStoreStats, type HygienePolicy } from "./store.ts";
@@ -119,15 +119,16 @@ export class Source {
   }
 
   /**
-   * Check `commit` out as releases/<commit>/ with a state file saying "preparing". Checks out into
-   * releases/.<commit>.partial-<pid> and renames, so a half-checked-out tree never looks like a
-   * release. A dir that is already usable (ready/active/good) is returned untouched; any other
-   * is replaced. DiskFull when the disk fills up.
+   * Check `commit` out as releases/<commit>/ with its record (meta/<commit>/release.json) saying
+   * "preparing". Checks out into releases/.<commit>.partial-<pid> and renames, so a half-checked-out
+   * tree never looks like a release. A dir that is already usable (ready/active/good) is returned
+   * untouched; any other is replaced. DiskFull when the disk fills up; ReleaseRefused (recorded as
+   * failed) when the tree has `.agent` at its top.
    */
   checkout(commit: string, l: Layout, opts: { subject?: string | null; now?: number } = {}): Promise<string> {
     return this.serial(async () => {
       const dir = l.release(commit);
-      if (isUsable(readRelease(l, commit))) return dir;
+      if (isUsable(readRelease(l, commit)) && fs.existsSync(dir)) return dir;
       fs.mkdirSync(l.releases, { recursive: true });
       const partial = join(l.releases, `.${commit}.partial-${process.pid}`);
       fs.rmSync(partial, { recursive: true, force: true });
@@ -135,7 +136,15 @@ export class Source {
         fs.mkdirSync(partial, { recursive: true });
         fs.rmSync(join(this.o.gitdir, "index"), { force: true });
         await git.checkout({ fs, gitdir: this.o.gitdir, dir: partial, ref: commit, force: true, noUpdateHead: true });
-        writeRelease(l, newRelease(l, commit, opts.subject ?? null, opts.now ?? Date.now()), partial);
+        const rec = newRelease(l, commit, opts.subject ?? null, opts.now ?? Date.now());
+        if (fs.lstatSync(join(partial, ".agent"), { throwIfNoEntry: false })) {
+          // Older agents kept their records there; a tree that ships one would pose as them.
+          const message = `commit ${commit.slice(0, 12)} has .agent at the top of its tree, a name the agent reserves (it keeps its records in ${l.meta}); remove .agent from the repository and pin a new commit`;
+          writeRelease(l, rec);
+          markRelease(l, commit, "failed", rec.createdAt, { reason: "ReleaseRefused", message });   // in the history too
+          throw AgentError.terminal("ReleaseRefused", message);
+        }
+        writeRelease(l, rec);
         fs.rmSync(dir, { recursive: true, force: true });
         fs.renameSync(partial, dir);
       } catch (e) {

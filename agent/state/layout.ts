@@ -6,9 +6,14 @@ export interface Layout {
   repo: string;                       // bare git object store
   releases: string;                   // releases/<commit>/
   release(commit: string): string;
-  releaseMeta(commit: string): string;  // releases/<commit>/.agent/release.json
-  releaseLog(commit: string): string;   // releases/<commit>/.agent/release.log
-  releaseGroup(commit: string): string; // releases/<commit>/.agent/running.group: a setup step or hook under way
+  // The agent's own record of each release lives outside the tree (which the repository and the
+  // role's user control): meta/ is root's, mode 0700, never chowned.
+  meta: string;                       // meta/
+  releaseMetaDir(commit: string): string; // meta/<commit>/
+  releaseMeta(commit: string): string;  // meta/<commit>/release.json
+  releaseLog(commit: string): string;   // meta/<commit>/release.log
+  releaseGroup(commit: string): string; // meta/<commit>/running.group: a setup step or hook under way
+  history: string;                    // meta/history.jsonl: outlives pruned releases
   current: string;                    // symlink -> releases/<commit>
   shared: string;
   bin: string;                        // the `bun` shim (host/runtime.ts)
@@ -26,9 +31,12 @@ export function layout(root: string): Layout {
     repo: join(root, "repo"),
     releases: join(root, "releases"),
     release: (c) => join(root, "releases", c),
-    releaseMeta: (c) => join(root, "releases", c, ".agent", "release.json"),
-    releaseLog: (c) => join(root, "releases", c, ".agent", "release.log"),
-    releaseGroup: (c) => join(root, "releases", c, ".agent", "running.group"),
+    meta: join(root, "meta"),
+    releaseMetaDir: (c) => join(root, "meta", c),
+    releaseMeta: (c) => join(root, "meta", c, "release.json"),
+    releaseLog: (c) => join(root, "meta", c, "release.log"),
+    releaseGroup: (c) => join(root, "meta", c, "running.group"),
+    history: join(root, "meta", "history.jsonl"),
     current: join(root, "current"),
     shared: join(root, "shared"),
     bin: join(root, "bin"),

@@ -1,7 +1,9 @@
-// Release directories and their state files (releases/<commit>/.agent/release.json), the atomic
-// `current` switch, retention, and the history of releases this node ran (releases/.history.jsonl,
-// which outlives pruned directories). Never deletes the active release or one a process runs from.
-import { appendFileSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+// Release directories and the agent's record of each (meta/<commit>/: release.json, the release
+// log, a running step's group), the atomic `current` switch, retention, and the history of
+// releases this node ran (meta/history.jsonl, which outlives pruned directories). The records live
+// outside the tree, which the repository and the role's user control; meta/ is root's (0700).
+// Never deletes the active release or one a process runs from.
+import { chmodSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
 import { switchSymlink, writeFileAtomic } from "../host/files.ts";
 import { reapGroup } from "../host/exec.ts";
@@ -34,8 +36,31 @@ export interface ReleaseRecord {
 }
 
 const HISTORY_MAX_LINES = 2000;
-const historyFile = (l: Layout) => join(l.releases, ".history.jsonl");
 const COMMIT_RE = /^[0-9a-f]{40}$/;
+/** Where history lived before meta/ (read until the first start of this version moves it). */
+const legacyHistory = (l: Layout) => join(l.releases, ".history.jsonl");
+
+/** Append to a file the agent owns; never through a symlink (O_NOFOLLOW), created 0600. */
+export function appendOwnFile(path: string, data: string): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  try { writeSync(fd, data); } finally { closeSync(fd); }
+}
+
+/**
+ * meta/ and meta/<commit>/ exist, are real directories (not symlinks) and mode 0700; returns the
+ * commit's. Idempotent. Throws when something else holds the name.
+ */
+export function ensureMetaDir(l: Layout, commit?: string): string {
+  mkdirSync(l.root, { recursive: true });
+  const dirs = commit ? [l.meta, l.releaseMetaDir(commit)] : [l.meta];
+  for (const d of dirs) {
+    try { mkdirSync(d, { mode: 0o700 }); } catch (e) { if ((e as { code?: string }).code !== "EEXIST") throw e; }
+    const st = lstatSync(d);
+    if (!st.isDirectory()) throw new Error(`${d} is not a directory; move it away: the agent keeps its release records there`);
+    if ((st.mode & 0o777) !== 0o700) chmodSync(d, 0o700);
+  }
+  return dirs.at(-1)!;
+}
 
 /** The release's state file, or null when missing or unreadable (=> not a usable release). */
 export function readRelease(l: Layout, commit: string): ReleaseRecord | null {
@@ -47,9 +72,10 @@ export function isUsable(rec: ReleaseRecord | null): boolean {
   return !!rec && (rec.state === "ready" || rec.state === "active" || rec.state === "good");
 }
 
-/** Write the state file atomically into `dir` (the release dir, or a partial dir before rename). */
-export function writeRelease(l: Layout, rec: ReleaseRecord, dir = l.release(rec.commit)): void {
-  writeFileAtomic(join(dir, ".agent", "release.json"), JSON.stringify(rec, null, 2) + "\n");
+/** Write the release's record atomically to meta/<commit>/release.json (root's, 0600). */
+export function writeRelease(l: Layout, rec: ReleaseRecord): void {
+  ensureMetaDir(l, rec.commit);
+  writeFileAtomic(l.releaseMeta(rec.commit), JSON.stringify(rec, null, 2) + "\n", 0o600);
 }
 
 export function newRelease(l: Layout, commit: string, subject: string | null, now: number): ReleaseRecord {
@@ -76,12 +102,13 @@ export function markRelease(l: Layout, commit: string, state: ReleaseState, now:
 export interface HistoryEvent { commit: string; state: ReleaseState; at: number; subject?: string | null; reason?: string; message?: string }
 
 export function appendHistory(l: Layout, ev: HistoryEvent): void {
-  const f = historyFile(l);
-  appendFileSync(f, JSON.stringify(ev) + "\n");
+  const f = l.history;
+  ensureMetaDir(l);
+  appendOwnFile(f, JSON.stringify(ev) + "\n");
   try {
     if (statSync(f).size > HISTORY_MAX_LINES * 400) {
       const lines = readFileSync(f, "utf8").trimEnd().split("\n");
-      writeFileAtomic(f, lines.slice(-HISTORY_MAX_LINES / 2).join("\n") + "\n");
+      writeFileAtomic(f, lines.slice(-HISTORY_MAX_LINES / 2).join("\n") + "\n", 0o600);
     }
   } catch {}
 }
@@ -104,7 +131,7 @@ export interface HistoryEntry {
 export function readHistory(l: Layout): HistoryEntry[] {
   const byCommit = new Map<string, HistoryEntry>();
   let text = "";
-  try { text = readFileSync(historyFile(l), "utf8"); } catch {}
+  try { text = readFileSync(existsSync(l.history) ? l.history : legacyHistory(l), "utf8"); } catch {}
   const cur = currentCommit(l);
   for (const line of text.split("\n")) {
     if (!line.trim()) continue;
@@ -143,14 +170,19 @@ export function currentCommit(l: Layout): string | null {
 
 /** Commits with a release directory (partials excluded), newest state file first. */
 export function listReleases(l: Layout): ReleaseRecord[] {
-  if (!existsSync(l.releases)) return [];
   const out: ReleaseRecord[] = [];
-  for (const name of readdirSync(l.releases)) {
+  for (const name of existsSync(l.releases) ? readdirSync(l.releases) : []) {
     if (!COMMIT_RE.test(name)) continue;
     out.push(readRelease(l, name) ?? {
       commit: name, state: "failed", subject: null, createdAt: 0, updatedAt: 0, log: l.releaseLog(name), steps: [],
       reason: "NoStateFile", message: "release directory without a state file (interrupted)",
     });
+  }
+  // A commit refused before it had a tree (ReleaseRefused) is a failed release with its record only.
+  for (const name of existsSync(l.meta) ? readdirSync(l.meta) : []) {
+    if (!COMMIT_RE.test(name) || existsSync(l.release(name))) continue;
+    const rec = readRelease(l, name);
+    if (rec?.state === "failed") out.push(rec);
   }
   return out.sort((a, b) => b.updatedAt - a.updatedAt);
 }
@@ -181,8 +213,29 @@ export function planPrune(releases: ReleaseRecord[], current: string | null, inU
 export function pruneReleases(l: Layout, inUse: Iterable<string>, r: Retention = DEFAULT_RETENTION): string[] {
   removePartials(l);
   const remove = planPrune(listReleases(l), currentCommit(l), new Set(inUse), r);
-  for (const c of remove) rmSync(l.release(c), { recursive: true, force: true });
+  for (const c of remove) {
+    rmSync(l.release(c), { recursive: true, force: true });
+    rmSync(l.releaseMetaDir(c), { recursive: true, force: true });
+  }
+  removeOrphanMeta(l);
   return remove;
+}
+
+/**
+ * Remove meta/<commit>/ records whose release directory is gone (pruned by an older agent,
+ * deleted by hand), unless a live process is still checking that commit out. Failed records are
+ * left to retention (planPrune counts them).
+ */
+function removeOrphanMeta(l: Layout): void {
+  if (!existsSync(l.meta)) return;
+  const partials = existsSync(l.releases) ? readdirSync(l.releases) : [];
+  for (const c of readdirSync(l.meta)) {
+    if (!COMMIT_RE.test(c) || existsSync(l.release(c))) continue;
+    if (partials.some((n) => { const m = /^\.([0-9a-f]{40})\.partial-(\d+)$/.exec(n); return m?.[1] === c && isAlive(Number(m[2])); })) continue;
+    if (existsSync(l.releaseGroup(c))) continue;   // a step may still run from it: the reaper decides
+    if (readRelease(l, c)?.state === "failed") continue;
+    rmSync(l.releaseMetaDir(c), { recursive: true, force: true });
+  }
 }
 
 /** Remove releases/.<commit>.partial-<pid> left by processes that are gone (all but our own). */
@@ -198,10 +251,10 @@ export function removePartials(l: Layout): string[] {
   return removed;
 }
 
-/** Append a line to the release's log (setup output goes there too). */
+/** Append a line to the release's log, meta/<commit>/release.log (setup output goes there too). */
 export function logToRelease(l: Layout, commit: string, line: string): void {
-  try { appendFileSync(l.releaseLog(commit), line.endsWith("\n") ? line : line + "\n"); }
-  catch { writeFileSync(l.releaseLog(commit), line + "\n", { flag: "a" }); }
+  ensureMetaDir(l, commit);
+  appendOwnFile(l.releaseLog(commit), line.endsWith("\n") ? line : line + "\n");
 }
 
 function isAlive(pid: number): boolean {
@@ -211,14 +264,16 @@ function isAlive(pid: number): boolean {
 
 /**
  * Kill the setup steps and hooks that an agent killed mid-way left running (their process groups
- * are recorded in releases/<commit>/.agent/running.group). Call once at start, as the only agent.
+ * are recorded in meta/<commit>/running.group). Call once at start, as the only agent.
  */
 export function reapOrphans(l: Layout): number[] {
-  if (!existsSync(l.releases)) return [];
+  if (!existsSync(l.meta)) return [];
   const killed: number[] = [];
-  for (const name of readdirSync(l.releases)) {
+  for (const name of readdirSync(l.meta)) {
     if (!COMMIT_RE.test(name)) continue;
-    const pgid = reapGroup(l.releaseGroup(name));
+    // Records moved from an older layout carry no owner: the step ran as the tree's owner.
+    const treeOwner = statSync(l.release(name), { throwIfNoEntry: false })?.uid;
+    const pgid = reapGroup(l.releaseGroup(name), treeOwner);
     if (pgid !== null) killed.push(pgid);
   }
   return killed;

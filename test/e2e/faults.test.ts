@@ -22,7 +22,7 @@ afterAll(async () => {
 
 const web = (s: any) => s.processes.find((p: any) => p.name === "web");
 const stateJson = () => JSON.parse(readFileSync(join(k.state, "state.json"), "utf8"));
-const releaseJson = (c: string) => JSON.parse(readFileSync(join(k.state, "releases", c, ".agent/release.json"), "utf8"));
+const releaseJson = (c: string) => JSON.parse(readFileSync(join(k.state, "meta", c, "release.json"), "utf8"));
 const currentLink = () => { try { return readlinkSync(join(k.state, "current")); } catch { return null; } };
 
 function start() {
@@ -138,7 +138,7 @@ describe("faults under `agent run`", () => {
     k.proxy!.holdFetches = false;
     // no release of the new commit can be taken for ready; current did not move
     const dir = join(k.state, "releases", fetched);
-    if (existsSync(join(dir, ".agent/release.json"))) expect(releaseJson(fetched).state).toBe("preparing");
+    if (existsSync(join(k.state, "meta", fetched, "release.json"))) expect(releaseJson(fetched).state).toBe("preparing");
     expect(currentLink()).toBe(`releases/${good}`);
     expect(alive(web(k.status()).pid)).toBe(true);
     start();

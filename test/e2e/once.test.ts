@@ -27,7 +27,7 @@ describe("agent once", () => {
     expect(web).toMatchObject({ state: "running", healthy: true, commit: first });
     firstPid = web.pid;
     expect(alive(firstPid)).toBe(true);
-    const rel = JSON.parse(readFileSync(join(k.state, "releases", first, ".agent/release.json"), "utf8"));
+    const rel = JSON.parse(readFileSync(join(k.state, "meta", first, "release.json"), "utf8"));
     expect(rel.state).toBe("good");
   });
 
@@ -90,6 +90,6 @@ describe("agent once", () => {
     expect(k.status().current.commit).toBe(second);
     expect(k.status().badCommits).toContain(hooked);
     expect(alive(before)).toBe(true);
-    expect(existsSync(join(k.state, "releases", hooked, ".agent/release.log"))).toBe(true);
+    expect(existsSync(join(k.state, "meta", hooked, "release.log"))).toBe(true);
   });
 });

@@ -142,7 +142,7 @@ describe("agent run", () => {
     const end = Date.now() + 20_000;
     while (!(await Bun.file(marker).exists()) && Date.now() < end) await Bun.sleep(50);
     await kill("SIGKILL");
-    const mid = JSON.parse(await Bun.file(join(k.state, "releases", v6, ".agent/release.json")).text());
+    const mid = JSON.parse(await Bun.file(join(k.state, "meta", v6, "release.json")).text());
     expect(mid.state).toBe("preparing");
     start();
     const s = await until("v6 converged", (s) => s.phase === "converged" && s.current.commit === v6);

@@ -59,6 +59,17 @@ describe("agent validate", () => {
     });
   });
 
+  test("a setup step with inputs but no outputs: a warning that it cannot be reused, exit 0", async () => {
+    const dir = copyOfRepo("warn");
+    writeFileSync(join(dir, "roles/worker.yaml"), "setup:\n  - run: npm install\n    inputs: [package.json]\nprocesses:\n  worker: { run: bun app/worker.ts }\n");
+    const r = await agent(["validate", dir]);
+    expect(r.stdout).toContain(`${dir}/roles/worker.yaml:3:5: setup.0.inputs: warning: a step with inputs but no outputs cannot be reused`);
+    expect(r.stdout).toEndWith("5 files, 0 problems, 1 warning\n");
+    expect(r.code).toBe(0);
+    const j = JSON.parse((await agent(["validate", "--json", dir])).stdout);
+    expect(j.warnings.map((w: { path: string }) => w.path)).toEqual(["setup.0.inputs"]);
+  });
+
   test("a 10 MB file and a binary file are refused without parsing", async () => {
     const dir = copyOfRepo("junk");
     writeFileSync(join(dir, "manifests/huge.yaml"), Buffer.alloc(10 * 1024 * 1024, "a"));

@@ -4,8 +4,8 @@ import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exec, reapGroup } from "../../agent/host/exec.ts";
-import { startTimeOf } from "../../agent/host/proc.ts";
+import { exec, reapGroup, recordedGroup } from "../../agent/host/exec.ts";
+import { groupMembers, startTimeOf } from "../../agent/host/proc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "exec-reap-"));
 const spawned: number[] = [];
@@ -28,7 +28,7 @@ test("reapGroup kills the whole recorded group of a command whose agent died", a
   spawned.push(p.pid);
   await Bun.sleep(50);
   const f = join(dir, "b.group");
-  writeFileSync(f, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid) }));
+  writeFileSync(f, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid), uid: process.getuid!() }));
   expect(reapGroup(f)).toBe(p.pid);
   await p.exited;
   expect(p.signalCode).toBe("SIGKILL");
@@ -44,4 +44,51 @@ test("a recorded pid that now belongs to another program is left alone", async (
   expect(reapGroup(f)).toBeNull();
   await Bun.sleep(50);
   expect(startTimeOf(p.pid)).not.toBeNull();
+});
+
+test("a record with pgid 1 (kill(-1): every process on the host) or 0 is never signalled", () => {
+  // Checked with recordedGroup only: reaping it with a broken check would kill the machine.
+  for (const pgid of [1, 0, -1]) {
+    const f = join(dir, `low-${pgid}.group`);
+    writeFileSync(f, JSON.stringify({ pgid, startTime: startTimeOf(1), uid: 0 }));
+    expect(recordedGroup(f)).toBeNull();
+  }
+});
+
+test("a recorded group whose owner is not the recorded one is left alone", async () => {
+  const p = Bun.spawn(["sleep", "30"], { detached: true, stdout: "ignore", stderr: "ignore" });
+  spawned.push(p.pid);
+  await Bun.sleep(50);
+  const f = join(dir, "d.group");
+  writeFileSync(f, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid), uid: 65534 }));
+  expect(reapGroup(f)).toBeNull();
+  writeFileSync(f, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid) }));   // no owner recorded, none expected
+  expect(reapGroup(f)).toBeNull();
+  await Bun.sleep(50);
+  expect(startTimeOf(p.pid)).not.toBeNull();
+  // a record without an owner (moved from an older layout) is checked against the one the caller expects
+  writeFileSync(f, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid) }));
+  expect(reapGroup(f, process.getuid!())).toBe(p.pid);
+});
+
+test("a recorded pid that is not its group's leader is left alone", async () => {
+  const p = Bun.spawn(["/bin/sh", "-c", "sleep 30 & wait"], { detached: true, stdout: "ignore", stderr: "ignore" });
+  spawned.push(p.pid);
+  let child: number | undefined;
+  for (let i = 0; i < 100 && !child; i++) { await Bun.sleep(20); child = groupMembers(p.pid).find((x) => x !== p.pid); }
+  expect(child).toBeDefined();
+  const f = join(dir, "e.group");
+  writeFileSync(f, JSON.stringify({ pgid: child, startTime: startTimeOf(child!), uid: process.getuid!() }));
+  expect(reapGroup(f)).toBeNull();
+  expect(startTimeOf(child!)).not.toBeNull();
+});
+
+test("exec records the command's owner with its group", async () => {
+  const f = join(dir, "f.group");
+  const run = exec(["sleep", "0.3"], { groupFile: f });
+  await Bun.sleep(100);
+  const rec = JSON.parse(readFileSync(f, "utf8"));
+  expect(rec.uid).toBe(process.getuid!());
+  expect(recordedGroup(f)?.pgid).toBe(rec.pgid);
+  await run;
 });

@@ -40,7 +40,7 @@ await src.ensureCommit(commit!);
 await src.checkout(commit!, l);
 const role = parseRole(roleYaml!, "roles/web.yaml");
 if (!role.ok) throw new Error("bad role");
-const rec = await prepareRelease({ layout: l, commit: commit!, role: role.value, previous: null, packages: new MemoryPackages(), users: { ensure: async () => null }, log });
+const rec = await prepareRelease({ layout: l, commit: commit!, role: role.value, previous: null, packages: new MemoryPackages(), users: { ensure: async () => process.getuid?.() === 0 ? { name: "root", uid: 0, gid: 0 } : null }, log });
 console.log(rec.state);
 `);
 });

@@ -9,7 +9,7 @@ import { memoryLogger } from "../../agent/core/log.ts";
 import { MemoryPackages } from "../../agent/host/packages.ts";
 import { isRoot, lookupUser, SystemUsers, type UserManager } from "../../agent/host/users.ts";
 import { parseRole } from "../../agent/manifest/parse.ts";
-import { prepareRelease } from "../../agent/source/prepare.ts";
+import { linkShared, prepareRelease, runAs, runInRelease } from "../../agent/source/prepare.ts";
 import { Source } from "../../agent/source/source.ts";
 import { layout, type Layout } from "../../agent/state/layout.ts";
 import { currentCommit, markRelease, pruneReleases, readHistory, readRelease, switchCurrent } from "../../agent/state/releases.ts";
@@ -17,7 +17,8 @@ import { makeRepo, type TestRepo } from "../fixtures/repo.ts";
 import { startGitServer, type GitServer } from "../servers/git.ts";
 
 let dir: string, server: GitServer, repo: TestRepo;
-const noUsers: UserManager = { ensure: async () => null };
+// The role's user resolves to the agent's own (root when the tests run as root): no useradd.
+const noUsers: UserManager = { ensure: async () => isRoot() ? { name: "root", uid: 0, gid: 0 } : null };
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "release-"));
@@ -67,13 +68,13 @@ test("prepare links shared paths, runs setup, reuses it when inputs are unchange
   markRelease(l, c1, "active", Date.now());
   markRelease(l, c1, "good", Date.now());
 
-  // one unrelated file changes: inputs unchanged => outputs hard-linked, step not run
+  // one unrelated file changes: inputs unchanged => outputs copied, step not run
   const c2 = await repo.commit({ "README.md": "two\n" }, "readme");
   await deploy(c2);
   const r2 = await prepareRelease({ layout: l, commit: c2, role: role(BUILD), previous: c1, packages: pk, users: noUsers, log: memoryLogger() });
   expect(r2.steps[0]!.outcome).toBe("reused");
   expect(existsSync(join(l.release(c2), "built.txt"))).toBe(false);
-  expect(statSync(join(l.release(c2), "out/stamp")).ino).toBe(statSync(join(rel1, "out/stamp")).ino);
+  expect(readFileSync(join(l.release(c2), "out/stamp"), "utf8")).toBe(readFileSync(join(rel1, "out/stamp"), "utf8"));
   expect(readFileSync(join(l.shared, "log", "keep"), "utf8")).toBe("seed\n");
 
   // package.json changes => the step runs again
@@ -138,6 +139,8 @@ test("retention keeps five good, three failed, the active and in-use releases; h
   const kept = [1, 2, 12, 11, 10, 8, 7, 9, 6, 5].map(fake);   // current, in use, 5 newest good, 3 newest failed
   for (const c of kept) expect(existsSync(l.release(c))).toBe(true);
   expect(removed.sort()).toEqual([3, 4].map(fake).sort());
+  for (const c of removed) expect(existsSync(l.releaseMetaDir(c))).toBe(false);   // records go with their release
+  for (const c of kept) expect(readRelease(l, c)).not.toBeNull();
   const h = readHistory(l);
   expect(h.length).toBe(12);
   expect(h[0]!.commit).toBe(fake(12));
@@ -162,6 +165,42 @@ test.skipIf(!isRoot())("as root: the role's user is created and setup runs as it
   } finally {
     Bun.spawnSync(["userdel", name]);
   }
+});
+
+test.skipIf(!isRoot())("as root: a role's user that cannot be looked up fails closed; setup never runs as root instead", async () => {
+  const { l, deploy } = await setup("nouser");
+  const c = await repo.commit({ "f-nouser": "1" }, "no user");
+  await deploy(c);
+  const unknown: UserManager = { ensure: async () => null };
+  const r = prepareRelease({ layout: l, commit: c, role: role("user: ghost\nsetup:\n  - run: sh -c 'id -u > whoami.txt'\n"), previous: null, packages: new MemoryPackages(), users: unknown, log: memoryLogger() });
+  await expect(r).rejects.toMatchObject({ reason: "UserUnknown" });
+  expect(existsSync(join(l.release(c), "whoami.txt"))).toBe(false);
+  expect(readRelease(l, c)).toMatchObject({ state: "failed", reason: "UserUnknown" });
+  // hooks resolve their user the same way; root only when the role says so
+  await expect(runAs(`agt-nosuch-${process.pid}`)).rejects.toMatchObject({ reason: "UserUnknown" });
+  expect(await runAs("root")).toMatchObject({ uid: 0 });
+  await expect(runInRelease(l, c, null, "true", { timeoutMs: 5000 })).rejects.toThrow("never runs a role's command as root");
+});
+
+test("a symlinked parent of a role path is refused, never followed", async () => {
+  const { l, deploy } = await setup("links");
+  const c = await repo.commit({ "f-links": "1" }, "links");
+  await deploy(c);
+  const outside = join(dir, "links-outside");
+  const { mkdirSync, symlinkSync } = await import("node:fs");
+  mkdirSync(outside, { recursive: true });
+  writeFileSync(join(outside, "secret"), "s\n");
+  symlinkSync(outside, join(l.release(c), "conf"));
+  for (const yaml of ["shared: [conf/secret]\n", "processes:\n  web: { run: x, cwd: conf }\n", "processes:\n  web: { run: x, cwd: conf/sub }\n", "setup:\n  - run: 'true'\n    inputs: [conf/secret]\n    outputs: [out]\n", "setup:\n  - run: 'true'\n    inputs: [a]\n    outputs: [conf/x]\n"]) {
+    const r = prepareRelease({ layout: l, commit: c, role: role(yaml), previous: null, packages: new MemoryPackages(), users: noUsers, log: memoryLogger() });
+    await expect(r).rejects.toMatchObject({ reason: "UnsafePath" });
+  }
+  expect(readFileSync(join(outside, "secret"), "utf8")).toBe("s\n");
+  // shared/ is the role's user's: a link planted there is refused too
+  mkdirSync(l.shared, { recursive: true });
+  symlinkSync(outside, join(l.shared, "cfg"));
+  expect(() => linkShared(l, l.release(c), ["cfg/secret"])).toThrow("cfg is a symbolic link in the shared directory");
+  expect(existsSync(join(outside, "secret"))).toBe(true);
 });
 
 test("agent history lists the releases newest first, as text and JSON", async () => {

@@ -62,3 +62,14 @@ describe("validateRepo", () => {
     expect(out.map((p) => `${p.file}:${p.line}`)).toEqual(["manifests/a.yaml:1", "manifests/a.yaml:2", "roles/z.yaml:1"]);
   });
 });
+
+describe("validateRepo warnings", () => {
+  test("a setup step with inputs but no outputs is valid, with a warning that it cannot be reused", () => {
+    const warnings: Parameters<typeof validateRepo>[1] = [];
+    const role = "setup:\n  - run: npm install\n    inputs: [package.json]\n  - run: bun install\n    inputs: [bun.lock]\n    outputs: [node_modules]\nprocesses:\n  web: { run: x }\n";
+    expect(validateRepo([{ path: "roles/web.yaml", text: role }], warnings)).toEqual([]);
+    expect(warnings!.map(formatProblem)).toEqual([
+      "roles/web.yaml:3:5: setup.0.inputs: warning: a step with inputs but no outputs cannot be reused (nothing to carry into the next release), so it runs in every release: list what it makes under outputs: (node_modules)",
+    ]);
+  });
+});
