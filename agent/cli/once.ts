@@ -46,7 +46,7 @@ export const once: Command = {
     const log = createLogger("agent");
     const w = wire(config, log);
     w.supervisor.adopt();
-    reapOrphans(w.ports.layout);                   // setup steps or hooks a killed agent left behind
+    await reapOrphans(w.ports.layout);             // waits for setup steps or hooks a stopped agent left running
     const r = await tick(w.ports, newMemory(), { mode: "once" });
     w.supervisor.detach();       // processes keep running; the next agent adopts them
     if (a.values.json) process.stdout.write(JSON.stringify(r.status, null, 2) + "\n");

@@ -65,8 +65,8 @@ export const run: Command = {
       log.warn("metrics not served", { address: config.control.metrics, error: errorMessage(e) });
     }
     const adopted = w.supervisor.adopt();
-    const reaped = reapOrphans(w.ports.layout);    // setup steps or hooks a killed agent left behind
-    if (reaped.length) log.info("killed orphaned setup steps or hooks of a previous agent", { pgids: reaped });
+    const reaped = await reapOrphans(w.ports.layout);    // waits for setup steps or hooks a stopped agent left running
+    if (reaped.length) log.info("killed setup steps or hooks a previous agent left running past their timeout", { pgids: reaped });
     const done = daemon.start();
     log.info("started", { config: config.path, stateDir: config.stateDir, repo: withoutCredentials(config.repo), branch: config.branch,
       adopted: adopted.adopted.length, dropped: adopted.dropped.length, pid: process.pid });

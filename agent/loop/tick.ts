@@ -7,7 +7,7 @@ import { writeFileAtomic } from "../host/files.ts";
 import { isRoot } from "../host/users.ts";
 import { formatProblem } from "../manifest/parse.ts";
 import type { Manifest, Role } from "../manifest/schema.ts";
-import { desiredCommit, pinnedCommit, planRelease, type ReleasePlan } from "../plan/release.ts";
+import { desiredCommit, MAX_CONFIRM_ATTEMPTS, pinnedCommit, planRelease, type ReleasePlan } from "../plan/release.ts";
 import type { ActionBase } from "../plan/types.ts";
 import type { Phase, ResourceStatus, Status } from "../status/types.ts";
 import { VERSION } from "../core/version.ts";
@@ -261,15 +261,37 @@ async function apply(t: TickContext): Promise<void> {
       report(t, "cutover");
       out = ended(t, await cutover(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(t, action.from), signal));
     } else if (action.kind === "release.confirm") {
-      // The interrupted cutover's own release and role: the manifest may have moved on since.
       report(t, "waiting");
-      const to = (await sideOf(t, action.commit))!;
-      out = ended(t, await confirm(p, to, await sideOf(t, action.from), action.startedAt, healthDeadline(to.role), signal));
+      out = ended(t, await confirmCounted(t, action.commit, action.from));
     } else if (action.kind === "release.rollback") {
       report(t, "cutover");
-      out = ended(t, await rollback(p, action.commit, await sideOf(t, action.to), action.why, "the commit is marked bad on this node"));
+      const back = await rollback(p, action.commit, await sideOf(t, action.to), action.why,
+        action.message ?? "the commit is marked bad on this node", { markBad: action.markBad });
+      // Giving up an unconfirmed cutover for the commit the manifest pins again is no failed deploy.
+      if (action.markBad !== false) out = ended(t, back);
     }
     if (out && !out.ok) { t.error = deployError(out); break; }
+  }
+}
+
+/**
+ * Confirm an interrupted cutover with its own release and role (the manifest may have moved on
+ * since). An attempt that fails (anything thrown but a stop) is counted in state.json, so a
+ * `deploying` record that cannot be confirmed is rolled back after MAX_CONFIRM_ATTEMPTS
+ * (planRelease); an interrupted attempt does not count.
+ */
+async function confirmCounted(t: TickContext, commit: string, fromCommit: string | null): Promise<DeployOutcome> {
+  const { p, signal } = t;
+  try {
+    const to = (await sideOf(t, commit))!;
+    return await confirm(p, to, await sideOf(t, fromCommit), healthDeadline(to.role), signal);
+  } catch (e) {
+    if (!signal.aborted) {
+      p.store.update((s) => { if (s.deploying?.commit === commit) s.deploying.failures = (s.deploying.failures ?? 0) + 1; });
+      const n = p.store.get().deploying?.failures ?? 0;
+      p.log.child("deploy").warn("could not confirm the cutover", { commit, attempt: n, of: MAX_CONFIRM_ATTEMPTS, error: toAgentError(e).message });
+    }
+    throw e;
   }
 }
 
