@@ -20,6 +20,12 @@ function node(k: () => Kit) {
       const log = Bun.file(join(k().dir, `daemon-${++starts}.log`));
       daemon = Bun.spawn([AGENT, "run"], { env: { ...process.env, AGENT_CONFIG: k().config, NO_COLOR: "1" }, stdout: log, stderr: log });
     },
+    /** A daemon that has ticked (started when none runs). */
+    async running() {
+      if (daemon) return;
+      h.start();
+      await h.until("the daemon's first tick", async () => (await h.status())?.source === "daemon");
+    },
     async stop(signal: "SIGKILL" | "SIGTERM") {
       if (!daemon) return;
       daemon.kill(signal);
@@ -103,8 +109,7 @@ describe("deploy safety", () => {
   }, 60_000);
 
   test("after a reboot during a cutover, the resumed processes get a fresh health deadline: a healthy commit is not marked bad", async () => {
-    n.start();
-    await n.until("the daemon's first tick", async () => (await n.status())?.source === "daemon");
+    await n.running();
     const slow = await k.release(files("v3", { "app.ts": `await Bun.sleep(1500);\n${APP}` }), "v3 starts slowly");
     await k.agent(["sync"]);
     await n.until("current switched during the cutover", () => {
@@ -124,6 +129,7 @@ describe("deploy safety", () => {
   }, 60_000);
 
   test("SIGTERM during a before_cutover hook: the hook runs to its end, no commit is marked bad, and the next agent waits for it before cutting over", async () => {
+    await n.running();
     const log = markerLog(k, "hook-stop.log");
     const hooked = await k.release(files("v4", { "roles/web.yaml": role() + `hooks:\n  before_cutover: ['/bin/sh -c "echo start $$ >> ${log.path}; sleep 3; echo end $$ >> ${log.path}"']\n` }), "v4 with a slow before_cutover hook");
     await k.agent(["sync"]);
@@ -141,6 +147,7 @@ describe("deploy safety", () => {
   }, 60_000);
 
   test("SIGTERM during a setup step: the step runs to its end and the next agent waits for its group before preparing again", async () => {
+    await n.running();
     const log = markerLog(k, "step-stop.log");
     const stepped = await k.release(files("v5", { "roles/web.yaml": role() + `setup:\n  - run: /bin/sh -c "echo start $$ >> ${log.path}; sleep 3; echo end $$ >> ${log.path}"\n` }), "v5 with a slow setup step");
     await k.agent(["sync"]);
@@ -156,6 +163,7 @@ describe("deploy safety", () => {
   }, 60_000);
 
   test("a newer pin during a setup step stops it with SIGTERM (it may clean up), not SIGKILL, and marks nothing bad", async () => {
+    await n.running();
     const log = markerLog(k, "step-pin.log");
     const stale = await k.release(files("v6", { "roles/web.yaml": role() + `setup:\n  - run: /bin/sh -c "trap 'echo term $$ >> ${log.path}; exit 1' TERM; echo start $$ >> ${log.path}; sleep 300 & wait"\n` }), "v6 with a setup step that hangs");
     await k.agent(["sync"]);
@@ -168,8 +176,9 @@ describe("deploy safety", () => {
   }, 60_000);
 
   test("a newer pin during a before_cutover hook does not cut the cutover off: the hook ends, the commit is not marked bad, then the newer one deploys", async () => {
+    await n.running();
     const log = markerLog(k, "hook-pin.log");
-    const hooked = await k.release(files("v8", { "roles/web.yaml": role() + `hooks:\n  before_cutover: ['/bin/sh -c "echo start $$ >> ${log.path}; sleep 3; echo end $$ >> ${log.path}"']\n` }), "v8 with a slow before_cutover hook");
+    const hooked = await k.release(files("v8", { "roles/web.yaml": role() + `hooks:\n  before_cutover: ['/bin/sh -c "echo start $$ >> ${log.path}; sleep 8; echo end $$ >> ${log.path}"']\n` }), "v8 with a slow before_cutover hook");
     await k.agent(["sync"]);
     const first = await n.until("the hook running", () => starters(log.lines())[0]);
     const newer = await k.release(files("v9"), "v9");
