@@ -110,11 +110,14 @@ describe("deploy safety", () => {
 
   test("after a reboot during a cutover, the resumed processes get a fresh health deadline: a healthy commit is not marked bad", async () => {
     await n.running();
-    const slow = await k.release(files("v3", { "app.ts": `await Bun.sleep(1500);\n${APP}` }), "v3 starts slowly");
+    // takes 4 s to answer its health check, within a 30 s deadline: a wide window for the "reboot"
+    const slowRole = role().replace("deadline: 4s", "deadline: 30s");
+    const slow = await k.release(files("v3", { "app.ts": `await Bun.sleep(4000);\n${APP}`, "roles/web.yaml": slowRole }), "v3 starts slowly");
     await k.agent(["sync"]);
-    await n.until("current switched during the cutover", () => {
-      try { return n.stateJson().deploying?.commit === slow && n.currentLink() === `releases/${slow}`; } catch { return false; }
-    });
+    const end = Date.now() + 40_000;
+    const switched = () => { try { return n.stateJson().deploying?.commit === slow && n.currentLink() === `releases/${slow}`; } catch { return false; } };
+    while (!switched() && Date.now() < end) await Bun.sleep(20);
+    expect(switched()).toBe(true);
     // the machine goes down: the agent and every application with it, for an hour
     await n.stop("SIGKILL");
     await stopApps(k.state);
