@@ -48,7 +48,7 @@ export const once: Command = {
     const w = wire(config, log);
     w.supervisor.adopt();
     migrateLayout(w.ports.layout);                 // records an agent before meta/ kept in the trees
-    reapOrphans(w.ports.layout);                   // setup steps or hooks a killed agent left behind
+    await reapOrphans(w.ports.layout);             // waits for setup steps or hooks a stopped agent left running
     const r = await tick(w.ports, newMemory(), { mode: "once" });
     w.supervisor.detach();       // processes keep running; the next agent adopts them
     if (a.values.json) process.stdout.write(JSON.stringify(r.status, null, 2) + "\n");

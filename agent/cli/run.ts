@@ -67,8 +67,8 @@ export const run: Command = {
     }
     const adopted = w.supervisor.adopt();
     migrateLayout(w.ports.layout);                 // records an agent before meta/ kept in the trees
-    const reaped = reapOrphans(w.ports.layout);    // setup steps or hooks a killed agent left behind
-    if (reaped.length) log.info("killed orphaned setup steps or hooks of a previous agent", { pgids: reaped });
+    const reaped = await reapOrphans(w.ports.layout);    // waits for setup steps or hooks a stopped agent left running
+    if (reaped.length) log.info("killed setup steps or hooks a previous agent left running past their timeout", { pgids: reaped });
     const done = daemon.start();
     log.info("started", { config: config.path, stateDir: config.stateDir, repo: withoutCredentials(config.repo), branch: config.branch,
       adopted: adopted.adopted.length, dropped: adopted.dropped.length, pid: process.pid });

@@ -2,8 +2,9 @@
 // Used for setup steps, hooks, health commands, mkfs/mount, apt-get. Never throws for a non-zero
 // exit: the result says what happened; it throws only when the binary cannot be started.
 import { closeSync, constants, openSync, readFileSync, rmSync } from "node:fs";
+import { cancelKind } from "../core/cancel.ts";
 import { writeFileAtomic } from "./files.ts";
-import { ownerOf, readStat, signalGroup, startTimeOf } from "./proc.ts";
+import { groupMembers, ownerOf, readStat, signalGroup, startTimeOf } from "./proc.ts";
 
 export interface ExecOptions {
   cwd?: string;
@@ -13,7 +14,14 @@ export interface ExecOptions {
   logFile?: string;
   uid?: number;
   gid?: number;
+  /**
+   * Cancels the command. Aborted with Cancel("stop") (the agent exits), the command keeps running:
+   * exec() returns at once with `detached`, its group file left for the next agent (awaitGroup).
+   * Any other abort (a newer commit): SIGTERM to its group, SIGKILL after `stopTimeoutMs`.
+   */
   signal?: AbortSignal;
+  /** How long a cancelled command has to exit after SIGTERM (default 30 s). */
+  stopTimeoutMs?: number;
   stdin?: string;
   /**
    * Record the command's process group here while it runs, so that an agent killed meanwhile
@@ -29,6 +37,8 @@ export interface ExecResult {
   stdout: string;
   stderr: string;
   durationMs: number;
+  /** The agent stopped: the command was left running (its group file stays for the next agent). */
+  detached?: boolean;
 }
 
 export async function exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
@@ -47,21 +57,37 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
       gid: opts.gid,
     });
     if (opts.groupFile) {
-      const rec: GroupRecord = { pgid: p.pid, startTime: startTimeOf(p.pid), uid: opts.uid ?? process.getuid?.() ?? 0, argv };
+      const rec: GroupRecord = { pgid: p.pid, startTime: startTimeOf(p.pid), uid: opts.uid ?? process.getuid?.() ?? 0, argv,
+        startedAt: Date.now(), timeoutMs: opts.timeoutMs ?? null };
       writeFileAtomic(opts.groupFile, JSON.stringify(rec) + "\n", 0o600);
     }
     const killGroup = (sig: NodeJS.Signals) => { try { process.kill(-p.pid, sig); } catch {} };
     const timer = opts.timeoutMs ? setTimeout(() => { timedOut = true; killGroup("SIGKILL"); }, opts.timeoutMs) : undefined;
-    const onAbort = () => killGroup("SIGKILL");
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-    const [stdout, stderr] = await Promise.all([
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    let detach: () => void = () => {};
+    const detached = new Promise<"detached">((resolve) => { detach = () => resolve("detached"); });
+    const onAbort = () => {
+      if (cancelKind(opts.signal) === "stop") { detach(); return; }
+      killGroup("SIGTERM");
+      graceTimer = setTimeout(() => killGroup("SIGKILL"), opts.stopTimeoutMs ?? 30_000);
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener("abort", onAbort, { once: true });
+    const output = Promise.all([
       fd === undefined ? new Response(p.stdout as ReadableStream).text() : "",
       fd === undefined ? new Response(p.stderr as ReadableStream).text() : "",
+      p.exited,
     ]);
-    await p.exited;
+    const done = await Promise.race([output, detached]);
     clearTimeout(timer);
-    if (opts.groupFile) rmSync(opts.groupFile, { force: true });
+    clearTimeout(graceTimer);
     opts.signal?.removeEventListener("abort", onAbort);
+    if (done === "detached") {
+      p.unref();
+      return { code: null, signal: null, timedOut: false, stdout: "", stderr: "", durationMs: performance.now() - started, detached: true };
+    }
+    const [stdout, stderr] = done;
+    if (opts.groupFile) rmSync(opts.groupFile, { force: true });
     return { code: p.exitCode, signal: p.signalCode == null ? null : String(p.signalCode), timedOut, stdout, stderr, durationMs: performance.now() - started };
   } finally {
     if (fd !== undefined) closeSync(fd);
@@ -69,7 +95,10 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
 }
 
 /** What exec() records about a running command's process group (`groupFile`). */
-export interface GroupRecord { pgid: number; startTime: number | null; uid: number; argv?: string[] }
+export interface GroupRecord {
+  pgid: number; startTime: number | null; uid: number; argv?: string[];
+  startedAt?: number; timeoutMs?: number | null;   // when it started and its own timeout: how long the next agent waits
+}
 
 /**
  * The group recorded in `groupFile`, when it is still the very one an agent started: pgid > 1
@@ -86,7 +115,8 @@ export function recordedGroup(groupFile: string, fallbackUid?: number): GroupRec
   if (!st || st.state === "Z" || st.state === "X" || st.pgrp !== pgid || st.startTime !== rec.startTime) return null;
   const owner = ownerOf(pgid);
   if (!owner || owner.real !== uid || owner.effective !== uid) return null;
-  return { pgid, startTime: rec.startTime, uid, argv: rec.argv };
+  return { pgid, startTime: rec.startTime, uid, argv: rec.argv,
+    startedAt: typeof rec.startedAt === "number" ? rec.startedAt : undefined, timeoutMs: typeof rec.timeoutMs === "number" ? rec.timeoutMs : null };
 }
 
 /**
@@ -100,6 +130,21 @@ export function reapGroup(groupFile: string, fallbackUid?: number): number | nul
   if (!rec) return null;
   signalGroup(rec.pgid, "SIGKILL");
   return rec.pgid;
+}
+
+/**
+ * Wait for the command recorded in `groupFile` by an agent that stopped (or died) while it ran:
+ * while it is still the very group recorded (recordedGroup) and has members, until its own
+ * timeout (counted from when it started) has passed, then kill what is left (reapGroup). A record
+ * without a timeout is reaped at once. Returns the pgid killed, or null.
+ */
+export async function awaitGroup(groupFile: string, fallbackUid?: number, sleep: (ms: number) => Promise<void> = Bun.sleep, now: () => number = Date.now): Promise<number | null> {
+  const first = recordedGroup(groupFile, fallbackUid);
+  if (!first) { rmSync(groupFile, { force: true }); return null; }
+  const deadline = first.startedAt != null && first.timeoutMs ? first.startedAt + first.timeoutMs : 0;
+  while (now() < deadline && recordedGroup(groupFile, fallbackUid) && groupMembers(first.pgid).length > 0) await sleep(200);
+  if (groupMembers(first.pgid).length === 0) { rmSync(groupFile, { force: true }); return null; }
+  return reapGroup(groupFile, fallbackUid);
 }
 
 // The splitter is pure and lives in core/ (manifest/ validates with it); re-exported for exec's callers.

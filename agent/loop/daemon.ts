@@ -1,6 +1,8 @@
 // `agent run`: ticks forever (one at a time), sleeps `poll` with jitter between ticks, wakes on
-// `agent sync`, cancels a stale preparation when the manifest pins a newer commit meanwhile,
-// answers the control socket, and on SIGTERM leaves the applications running.
+// `agent sync`, cancels a stale preparation when the manifest pins a newer commit meanwhile
+// (never a cutover once it began), answers the control socket, and on SIGTERM leaves the
+// applications, and a setup step or hook under way, running.
+import { Cancel } from "../core/cancel.ts";
 import { AgentError, errorMessage } from "../core/errors.ts";
 import type { ControlHandlers } from "../control/server.ts";
 import type { Status } from "../status/types.ts";
@@ -53,7 +55,9 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
   // While a tick prepares a release, look at the tip every poll: a newer pinned commit cancels
   // the stale preparation (the next tick prepares the new one). "Newer" means the manifest pins
   // another commit than the one the tick works from: a tip that moved for any other reason, or a
-  // local pin (`agent rollback`) being prepared, is no reason to cancel.
+  // local pin (`agent rollback`) being prepared, is no reason to cancel. Once the tick leaves
+  // "preparing" (a cutover began: hooks, the switch) the watcher stops: a cutover is finished or
+  // rolled back, never cut off halfway.
   async function watch(ac: AbortController, preparing: string | null) {
     const every = mem.manifest?.value.poll ?? DEFAULT_POLL_MS;
     while (!ac.signal.aborted && !stopping) {
@@ -66,10 +70,11 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
         if (!env || !role) continue;
         const m = await p.source.readManifest(tip, env);
         const pinned = m.ok ? pinnedCommit(m.value, role) : null;
+        if (ac.signal.aborted) return;      // the cutover began while we looked
         if (pinned && pinned !== pinnedCommit(mem.manifest.value, role)) {
           log.info("a newer commit is pinned; cancelling the stale preparation", { preparing, pinned });
           again = true;
-          running?.abort();
+          running?.abort(new Cancel("superseded"));
           return;
         }
       } catch (e) {
@@ -85,13 +90,15 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
       const ac = new AbortController();
       running = ac;
       const watchDone = new AbortController();
+      let watching = false;
       let r: TickResult | null = null;
       try {
         r = await tick(p, mem, {
           mode: "run", signal: ac.signal,
           onStatus: (s) => {
             last = s;
-            if (s.phase === "preparing") void watch(watchDone, s.desired.commit);
+            if (s.phase === "preparing") { if (!watching) { watching = true; void watch(watchDone, s.desired.commit); } }
+            else if (watching) watchDone.abort();
           },
         });
       } catch (e) {
@@ -174,7 +181,8 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
     handlers,
     start: () => loop().catch((e) => { log.error("the loop stopped", { error: errorMessage(e) }); }),
     stop() {
-      stopping = true; running?.abort(); wake?.();
+      // A stop is not a verdict: a running setup step or hook is left running (the next agent waits for it).
+      stopping = true; running?.abort(new Cancel("stop")); wake?.();
       for (const w of afterTick.splice(0)) w.resolve(null);   // no handler waits for a tick that never comes
     },
   };

@@ -117,6 +117,8 @@ export const SetupStep = z.strictObject({
   inputs: z.array(RelPath).optional().meta({ description: "With outputs: unchanged since the last good release => the step is reused (its outputs copied). Without outputs the step always runs." }),
   outputs: z.array(RelPath).optional().meta({ description: "What the step produces in the release (node_modules): copied from the last good release when the inputs are unchanged, instead of running the step." }),
   timeout: Duration.prefault("10m").meta({ description: "The step fails when it runs longer than this." }),
+  stop: z.strictObject({ timeout: Duration.prefault("30s") }).prefault({ timeout: "30s" })
+    .meta({ description: "A newer commit cancels a running step with SIGTERM, and SIGKILL after this timeout." }),
 });
 
 export const Volume = z.strictObject({

@@ -10,7 +10,7 @@ export interface ReleaseObserved {
   badCommits: readonly string[];
   desiredRelease: { state: ReleaseState; failedAt?: number | null; reason?: string | null };
   /** A cutover recorded in state.json that has not been confirmed or rolled back. */
-  deploying: { commit: string; from: string | null; startedAt: number } | null;
+  deploying: { commit: string; from: string | null; startedAt: number; failures?: number } | null;
   paused: boolean;
 }
 
@@ -18,7 +18,9 @@ export type ReleaseAction =
   | (ActionBase & { kind: "release.prepare"; commit: string })
   | (ActionBase & { kind: "release.cutover"; commit: string; from: string | null })
   | (ActionBase & { kind: "release.confirm"; commit: string; from: string | null; startedAt: number })
-  | (ActionBase & { kind: "release.rollback"; commit: string; to: string | null; why: string });
+  | (ActionBase & { kind: "release.rollback"; commit: string; to: string | null; why: string;
+      /** One sentence for the release's record; false `markBad`: an unconfirmed cutover given up for a newer pin. */
+      message?: string; markBad?: boolean });
 
 export interface ReleasePlan {
   actions: ReleaseAction[];
@@ -26,6 +28,9 @@ export interface ReleasePlan {
   /** Nothing to do for the release: the desired commit runs and is confirmed. */
   converged: boolean;
 }
+
+/** Failed attempts to confirm an interrupted cutover before it is rolled back (interruptions do not count). */
+export const MAX_CONFIRM_ATTEMPTS = 3;
 
 /** How long a release whose preparation failed waits before it is prepared again. */
 export const SETUP_RETRY_MS = 5 * 60_000;
@@ -38,17 +43,44 @@ export function planRelease(desired: string, o: ReleaseObserved, now: number): R
 
   // A cutover that was cut short (the agent died while waiting for health) is finished first:
   // the node must end converged or rolled back, never half-switched.
-  if (o.deploying && o.deploying.commit === o.current) {
+  const d = o.deploying;
+  if (d && d.commit === o.current) {
+    const ref = `release/${d.commit.slice(0, 12)}`;
+    if ((d.failures ?? 0) >= MAX_CONFIRM_ATTEMPTS) {
+      return {
+        actions: [{ kind: "release.rollback", ref, commit: d.commit, to: d.from, why: "ConfirmFailed",
+          message: `the cutover to ${short(d.commit)} could not be confirmed in ${d.failures} attempts`,
+          description: `roll back from ${short(d.commit)} (not confirmed after ${d.failures} attempts) to ${short(d.from)}` }],
+        blocked: null, converged: false,
+      };
+    }
+    // A cutover is confirmed (or undone) before the node moves on. But once an attempt to confirm
+    // it failed, a newer pin gets the node moving again: the unconfirmed cutover is given up (not a
+    // verdict on its commit) and the pinned commit deployed as if the last good release still ran.
+    if ((d.failures ?? 0) > 0 && desired !== d.commit && !o.badCommits.includes(desired)) {
+      if (desired === d.from) {
+        return {
+          actions: [{ kind: "release.rollback", ref, commit: d.commit, to: d.from, why: "Superseded", markBad: false,
+            message: `the manifest pins ${short(d.from)} again before the cutover to ${short(d.commit)} was confirmed`,
+            description: `go back from ${short(d.commit)} (not confirmed) to ${short(d.from)}, which the manifest pins` }],
+          blocked: null, converged: false,
+        };
+      }
+      const next = planRelease(desired, { ...o, current: d.from, deploying: null }, now);
+      if (next.actions.length) return next;
+    }
     return {
-      actions: [{ kind: "release.confirm", ref: `release/${desired.slice(0, 12)}`, commit: o.deploying.commit,
-        from: o.deploying.from, startedAt: o.deploying.startedAt,
-        description: `confirm the cutover to ${short(o.deploying.commit)}: wait for health, else roll back to ${short(o.deploying.from)}` }],
+      actions: [{ kind: "release.confirm", ref, commit: d.commit, from: d.from, startedAt: d.startedAt,
+        description: `confirm the cutover to ${short(d.commit)}: wait for health, else roll back to ${short(d.from)}` }],
       blocked: null, converged: false,
     };
   }
 
   if (o.badCommits.includes(desired)) {
-    if (o.current === desired) {
+    // A failed first deploy was rolled back once (its processes stopped): there is nothing to go
+    // back to, so it is not "rolled back" again every tick. One failure is one failure.
+    const nothingToGoBackTo = !o.lastGood || o.lastGood === desired;
+    if (o.current === desired && !(nothingToGoBackTo && o.desiredRelease.state === "failed")) {
       return {
         actions: [{ kind: "release.rollback", ref: `release/${desired.slice(0, 12)}`, commit: desired, to: o.lastGood,
           why: "CommitMarkedBad", description: `roll back from ${short(desired)} (marked bad) to ${short(o.lastGood)}` }],

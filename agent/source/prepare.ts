@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative } from "node:path";
 import { AgentError } from "../core/errors.ts";
+import { cancelKind } from "../core/cancel.ts";
 import type { Logger } from "../core/log.ts";
 import { exec, splitArgs, type ExecResult } from "../host/exec.ts";
 import type { PackageManager } from "../host/packages.ts";
@@ -51,7 +52,7 @@ export async function prepareRelease(o: PrepareOptions): Promise<ReleaseRecord> 
     if (user && user.uid !== 0) await chownAll([dir, l.shared], user);
     const prev = o.previous && o.previous !== o.commit ? readRelease(l, o.previous) : null;
     for (const [i, step] of o.role.setup.entries()) {
-      if (o.signal?.aborted) throw cancelled(o.commit);
+      if (o.signal?.aborted) throw cancelled(o.commit, o.signal);
       steps.push(await runStep(o, step, i, dir, prev, user, say));
     }
     const ready = markRelease(l, o.commit, "ready", now(), { steps });
@@ -86,12 +87,12 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
   say(`$ ${step.run}`);
   let r;
   try {
-    r = await runInRelease(o.layout, o.commit, user, step.run, { timeoutMs: step.timeout, signal: o.signal });
+    r = await runInRelease(o.layout, o.commit, user, step.run, { timeoutMs: step.timeout, stopTimeoutMs: step.stop.timeout, signal: o.signal });
   } catch (e) {
     throw AgentError.terminal("SetupFailed", `setup step ${i + 1} "${step.run}" could not start (${(e as Error).message}); fix the role file, or install the program (packages: in the role)`);
   }
   const result: StepResult = { run: step.run, outcome: "ran", inputsHash: hash, durationMs: Math.round(r.durationMs), exitCode: r.code };
-  if (o.signal?.aborted) throw cancelled(o.commit);
+  if (o.signal?.aborted) throw cancelled(o.commit, o.signal);
   if (r.timedOut) {
     throw AgentError.terminal("SetupTimedOut", `setup step ${i + 1} "${step.run}" did not finish within ${step.timeout}ms and was killed; see ${o.layout.releaseLog(o.commit)}, or raise the step's timeout: in the role`);
   }
@@ -109,7 +110,7 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
  * Throws only when the command cannot be split or started; the result says how it ended.
  */
 export async function runInRelease(l: Layout, commit: string, user: UnixUser | null, command: string,
-  opts: { timeoutMs: number; signal?: AbortSignal }): Promise<ExecResult> {
+  opts: { timeoutMs: number; stopTimeoutMs?: number; signal?: AbortSignal }): Promise<ExecResult> {
   // Fail closed: as root, a command runs as root only when runAs() said so (user: root).
   if (!user && isRoot()) throw new Error(`no user to run \`${command}\` as; the agent never runs a role's command as root in place of its user`);
   const argv = splitArgs(command);
@@ -121,7 +122,7 @@ export async function runInRelease(l: Layout, commit: string, user: UnixUser | n
     if (!existsSync(home)) { mkdirSync(home, { recursive: true }); await chownAll([home], asUser); }
     Object.assign(env, { HOME: home, USER: asUser.name, LOGNAME: asUser.name });
   }
-  return exec(argv, { cwd: dir, env, timeoutMs: opts.timeoutMs, logFile: l.releaseLog(commit), signal: opts.signal,
+  return exec(argv, { cwd: dir, env, timeoutMs: opts.timeoutMs, stopTimeoutMs: opts.stopTimeoutMs, logFile: l.releaseLog(commit), signal: opts.signal,
     groupFile: l.releaseGroup(commit), uid: asUser?.uid, gid: asUser?.gid });
 }
 
@@ -144,8 +145,11 @@ export async function runAs(roleUser: string, find: (name: string) => Promise<Un
   return u;
 }
 
-const cancelled = (commit: string) =>
-  new AgentError("PreparationCancelled", `preparation of ${commit.slice(0, 12)} was cancelled (a newer commit is wanted)`, { kind: "transient" });
+// Not a verdict on the commit: a stop leaves the running step to the next agent, which waits for it.
+const cancelled = (commit: string, signal?: AbortSignal) =>
+  new AgentError("PreparationCancelled", cancelKind(signal) === "stop"
+    ? `preparation of ${commit.slice(0, 12)} was interrupted: the agent stopped (a running step keeps running; the next agent waits for it and prepares again)`
+    : `preparation of ${commit.slice(0, 12)} was cancelled (a newer commit is wanted)`, { kind: "transient" });
 
 /** sha256 over the step's run string and its inputs' contents (directories walked in order). Read-only. */
 export function hashInputs(dir: string, step: Pick<SetupStep, "run" | "inputs">): string {

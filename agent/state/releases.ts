@@ -6,7 +6,7 @@
 import { chmodSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
 import { switchSymlink, writeFileAtomic } from "../host/files.ts";
-import { reapGroup } from "../host/exec.ts";
+import { awaitGroup } from "../host/exec.ts";
 import type { Layout } from "./layout.ts";
 
 export type ReleaseState = "preparing" | "ready" | "active" | "good" | "failed";
@@ -263,17 +263,19 @@ function isAlive(pid: number): boolean {
 }
 
 /**
- * Kill the setup steps and hooks that an agent killed mid-way left running (their process groups
- * are recorded in meta/<commit>/running.group). Call once at start, as the only agent.
+ * The setup steps and hooks that a stopped (or killed) agent left running (their process groups
+ * are recorded in meta/<commit>/running.group): wait for each to finish, up to its own timeout
+ * counted from when it started, then kill what is left. A step cut off halfway (a migration) is
+ * worse than a slower start. Call once at start, as the only agent, before a tick.
  */
-export function reapOrphans(l: Layout): number[] {
+export async function reapOrphans(l: Layout): Promise<number[]> {
   if (!existsSync(l.meta)) return [];
   const killed: number[] = [];
   for (const name of readdirSync(l.meta)) {
     if (!COMMIT_RE.test(name)) continue;
     // Records moved from an older layout carry no owner: the step ran as the tree's owner.
     const treeOwner = statSync(l.release(name), { throwIfNoEntry: false })?.uid;
-    const pgid = reapGroup(l.releaseGroup(name), treeOwner);
+    const pgid = await awaitGroup(l.releaseGroup(name), treeOwner);
     if (pgid !== null) killed.push(pgid);
   }
   return killed;

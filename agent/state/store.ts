@@ -46,8 +46,12 @@ export interface AgentState {
   paused: boolean;
   /** The last manifest that parsed, so an agent restarted while the source is down keeps converging. */
   manifest: { tip: string; environment: string; value: Manifest } | null;
-  /** A cutover under way: `current` may already point at `commit`; confirmed or rolled back on the next tick. */
-  deploying: { commit: string; from: string | null; startedAt: number } | null;
+  /**
+   * A cutover under way: `current` may already point at `commit`; confirmed or rolled back on the
+   * next tick. `failures` counts the attempts to confirm it that failed (an interrupted one does
+   * not count); after MAX_CONFIRM_ATTEMPTS it is rolled back.
+   */
+  deploying: { commit: string; from: string | null; startedAt: number; failures?: number } | null;
 }
 
 export const emptyState = (): AgentState => ({

@@ -190,11 +190,12 @@ describe("faults under `agent run`", () => {
     expect(releaseJson(stale).state).not.toBe("ready");
   }, 60_000);
 
-  // A setup step runs in its own process group (so a cancel can kill it whole), which also means
-  // it outlives an agent that is SIGKILLed: its group is recorded, and the next agent reaps it.
-  test("SIGKILLed during a setup step: the next agent kills the orphaned step's process group", async () => {
+  // A setup step runs in its own process group (so a cancel can reach it whole), which also means
+  // it outlives an agent that is SIGKILLed: its group is recorded, and the next agent waits for it
+  // up to the step's timeout, then kills what is left.
+  test("SIGKILLed during a setup step: the next agent waits for the orphaned step up to its timeout, then kills its process group", async () => {
     const m = markers(), pidFile = join(m, "orphan-pid"), once = join(m, "orphan-ran");
-    const v = await k.release(files("v6b", { "roles/web.yaml": role() + `setup:\n  - run: /bin/sh -c "if [ -e ${once} ]; then exit 0; fi; touch ${once}; echo $$ > ${pidFile}; sleep 300; true"\n` }), "v6b with a setup step that hangs once");
+    const v = await k.release(files("v6b", { "roles/web.yaml": role() + `setup:\n  - run: /bin/sh -c "if [ -e ${once} ]; then exit 0; fi; touch ${once}; echo $$ > ${pidFile}; sleep 300; true"\n    timeout: 5s\n` }), "v6b with a setup step that hangs once");
     await k.agent(["sync"]);
     const pgid = await until("the setup step running", () => { try { return Number(readFileSync(pidFile, "utf8").trim()) || null; } catch { return null; } });
     await kill();
@@ -205,11 +206,11 @@ describe("faults under `agent run`", () => {
     expect(left).toEqual([]);
   }, 60_000);
 
-  test("SIGKILLed during a before_cutover hook: nothing was switched; after a revert the next agent converges on the running release", async () => {
+  test("SIGKILLed during a before_cutover hook: nothing was switched; after a revert the next agent waits for the hook, then converges on the running release", async () => {
     const running = web(await status());
     const was = running.commit as string;
     const pidFile = join(markers(), "hook-pid");
-    await k.release(files("v6c", { "roles/web.yaml": role() + `hooks:\n  before_cutover: ['/bin/sh -c "echo $$ > ${pidFile}; sleep 300; true"']\n` }), "v6c with a before_cutover hook that hangs");
+    await k.release(files("v6c", { "roles/web.yaml": role() + `hooks:\n  before_cutover: ['/bin/sh -c "echo $$ > ${pidFile}; sleep 4; true"']\n` }), "v6c with a slow before_cutover hook");
     await k.agent(["sync"]);
     const pgid = await until("the hook running", () => { try { return Number(readFileSync(pidFile, "utf8").trim()) || null; } catch { return null; } });
     setupGroup = pgid;

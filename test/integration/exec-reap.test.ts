@@ -4,7 +4,8 @@ import { afterEach, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exec, reapGroup, recordedGroup } from "../../agent/host/exec.ts";
+import { Cancel } from "../../agent/core/cancel.ts";
+import { awaitGroup, exec, reapGroup, recordedGroup } from "../../agent/host/exec.ts";
 import { groupMembers, startTimeOf } from "../../agent/host/proc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "exec-reap-"));
@@ -91,4 +92,46 @@ test("exec records the command's owner with its group", async () => {
   expect(rec.uid).toBe(process.getuid!());
   expect(recordedGroup(f)?.pgid).toBe(rec.pgid);
   await run;
+});
+
+test("awaitGroup waits for a recorded command that ends by itself, and kills one only after its timeout", async () => {
+  const ends = Bun.spawn(["/bin/sh", "-c", "sleep 0.3"], { detached: true, stdout: "ignore", stderr: "ignore" });
+  spawned.push(ends.pid);
+  const f1 = join(dir, "await-ends.group");
+  writeFileSync(f1, JSON.stringify({ pgid: ends.pid, startTime: startTimeOf(ends.pid), uid: process.getuid!(), startedAt: Date.now(), timeoutMs: 30_000 }));
+  expect(await awaitGroup(f1)).toBeNull();
+  await ends.exited;
+  expect(ends.exitCode).toBe(0);                  // ran to its end, not killed
+  expect(existsSync(f1)).toBe(false);
+
+  const hangs = Bun.spawn(["/bin/sh", "-c", "sleep 30 & sleep 30"], { detached: true, stdout: "ignore", stderr: "ignore" });
+  spawned.push(hangs.pid);
+  await Bun.sleep(50);
+  const f2 = join(dir, "await-hangs.group");
+  writeFileSync(f2, JSON.stringify({ pgid: hangs.pid, startTime: startTimeOf(hangs.pid), uid: process.getuid!(), startedAt: Date.now(), timeoutMs: 300 }));
+  expect(await awaitGroup(f2)).toBe(hangs.pid);
+  await hangs.exited;
+  expect(hangs.signalCode).toBe("SIGKILL");
+});
+
+test("exec cancelled by a stop leaves the command running; cancelled by a newer commit, it gets SIGTERM first", async () => {
+  const stop = new AbortController();
+  const f = join(dir, "stop.group");
+  const run = exec(["/bin/sh", "-c", "sleep 30"], { groupFile: f, signal: stop.signal, timeoutMs: 60_000 });
+  await Bun.sleep(100);
+  stop.abort(new Cancel("stop"));
+  const r = await run;
+  expect(r.detached).toBe(true);
+  const rec = JSON.parse(readFileSync(f, "utf8"));   // left for the next agent
+  spawned.push(rec.pgid);
+  expect(startTimeOf(rec.pgid)).toBe(rec.startTime);
+
+  const marker = join(dir, "term");
+  const newer = new AbortController();
+  const run2 = exec(["/bin/sh", "-c", `trap 'echo term > ${marker}; exit 3' TERM; sleep 30 & wait`], { signal: newer.signal, stopTimeoutMs: 5_000 });
+  await Bun.sleep(100);
+  newer.abort(new Cancel("superseded"));
+  const r2 = await run2;
+  expect(r2.code).toBe(3);
+  expect(readFileSync(marker, "utf8").trim()).toBe("term");
 });

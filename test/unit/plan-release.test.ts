@@ -1,6 +1,6 @@
 // planRelease as a table: (desired, observed, now) -> actions / blocked / converged.
 import { describe, expect, test } from "bun:test";
-import { desiredCommit, pinnedCommit, planRelease, SETUP_RETRY_MS, type ReleaseObserved } from "../../agent/plan/release.ts";
+import { desiredCommit, MAX_CONFIRM_ATTEMPTS, pinnedCommit, planRelease, SETUP_RETRY_MS, type ReleaseObserved } from "../../agent/plan/release.ts";
 
 const A = "a".repeat(40), B = "b".repeat(40), C = "c".repeat(40);
 const base: ReleaseObserved = {
@@ -44,6 +44,29 @@ describe("planRelease", () => {
   test("an interrupted cutover (current already switched) is confirmed first", () => {
     const p = planRelease(B, { ...base, current: B, deploying: { commit: B, from: A, startedAt: 5 }, desiredRelease: { state: "active" } }, 10);
     expect(p.actions).toEqual([expect.objectContaining({ kind: "release.confirm", commit: B, from: A, startedAt: 5 })]);
+  });
+  test("an interrupted cutover that cannot be confirmed is rolled back after a bounded number of failed attempts", () => {
+    const deploying = (failures: number) => ({ commit: B, from: A, startedAt: 5, failures });
+    const o = { ...base, current: B, desiredRelease: { state: "active" as const } };
+    expect(planRelease(B, { ...o, deploying: deploying(MAX_CONFIRM_ATTEMPTS - 1) }, 10).actions.map((a) => a.kind)).toEqual(["release.confirm"]);
+    expect(planRelease(B, { ...o, deploying: deploying(MAX_CONFIRM_ATTEMPTS) }, 10).actions)
+      .toEqual([expect.objectContaining({ kind: "release.rollback", commit: B, to: A, why: "ConfirmFailed" })]);
+  });
+  test("a newer pin gets a node moving again once confirming its unconfirmed cutover failed", () => {
+    const o = { ...base, current: B, desiredRelease: { state: "missing" as const } };
+    // not failed yet: the cutover is confirmed first
+    expect(planRelease(C, { ...o, deploying: { commit: B, from: A, startedAt: 5 } }, 10).actions.map((a) => a.kind)).toEqual(["release.confirm"]);
+    // failed once: the pinned commit is deployed from the last good release
+    const p = planRelease(C, { ...o, deploying: { commit: B, from: A, startedAt: 5, failures: 1 } }, 10);
+    expect(p.actions).toEqual([expect.objectContaining({ kind: "release.prepare", commit: C }), expect.objectContaining({ kind: "release.cutover", commit: C, from: A })]);
+    // pinned back to the last good release: go back to it, without a verdict on B
+    const back = planRelease(A, { ...o, desiredRelease: { state: "good" }, deploying: { commit: B, from: A, startedAt: 5, failures: 1 } }, 10);
+    expect(back.actions).toEqual([expect.objectContaining({ kind: "release.rollback", commit: B, to: A, markBad: false })]);
+  });
+  test("a failed first deploy (nothing to go back to) is not rolled back again: blocked, one failure", () => {
+    const p = planRelease(B, { ...base, current: B, lastGood: null, badCommits: [B], desiredRelease: { state: "failed" } }, 0);
+    expect(p.actions).toEqual([]);
+    expect(p.blocked?.reason).toBe("CommitMarkedBad");
   });
   test("an interrupted cutover that never switched is simply cut over again", () => {
     expect(kinds({ current: A, deploying: { commit: B, from: A, startedAt: 5 }, desiredRelease: { state: "ready" } }, B)).toEqual(["release.cutover"]);

@@ -10,6 +10,7 @@ import { memoryLogger } from "../../agent/core/log.ts";
 import { Config, Manifest, Role } from "../../agent/manifest/schema.ts";
 import type { Ports, ReleaseInfo } from "../../agent/loop/ports.ts";
 import { newMemory, tick, type TickResult } from "../../agent/loop/tick.ts";
+import { MAX_CONFIRM_ATTEMPTS } from "../../agent/plan/release.ts";
 import { createDaemon } from "../../agent/loop/daemon.ts";
 import { layout } from "../../agent/state/layout.ts";
 import { StateStore } from "../../agent/state/store.ts";
@@ -215,6 +216,32 @@ describe("tick", () => {
     expect(r.error?.reason).toBe("HealthCheckFailed");
     expect(w.current).toBe(A);
     expect(p.store.get().badCommits).toContain(B);
+  });
+
+  test("an interrupted cutover that cannot be confirmed: failed attempts are counted in state.json, then it is rolled back", async () => {
+    const w = new World(), p = ports(w, dir), mem = newMemory();
+    await tick(p, mem, { mode: "once" });
+    w.manifestCommit = B; w.tip = "8".repeat(40); w.current = B; w.releases.set(B, { state: "active" });
+    p.store.update((s) => { s.deploying = { commit: B, from: A, startedAt: p.clock.now() }; });
+    const mark = p.releases.mark;
+    p.releases.mark = (c, state, ...rest) => { if (state === "good") throw new Error("disk full"); mark(c, state, ...rest); };
+    for (let i = 1; i < MAX_CONFIRM_ATTEMPTS; i++) {
+      const r = await tick(p, newMemory(), { mode: "once" });
+      expect(r.error?.message).toContain("disk full");
+      expect(new StateStore(p.layout.stateFile).get().deploying?.failures).toBe(i);     // persisted
+    }
+    // an interrupted attempt (the agent stops) does not count
+    const stop = new AbortController(); stop.abort();
+    w.unhealthyCommits.add(B);
+    await tick(p, newMemory(), { mode: "run", signal: stop.signal });
+    expect(p.store.get().deploying?.failures).toBe(MAX_CONFIRM_ATTEMPTS - 1);
+    w.unhealthyCommits.delete(B);
+    await tick(p, newMemory(), { mode: "once" });
+    const r = await tick(p, newMemory(), { mode: "once" });
+    expect(r.error?.reason).toBe("ConfirmFailed");
+    expect(w.current).toBe(A);
+    expect(p.store.get().badCommits).toContain(B);
+    expect(p.store.get().deploying).toBeNull();
   });
 
   test("paused: nothing changes, status says paused", async () => {
