@@ -14,6 +14,7 @@ import { decideRestart, exitFailed, type BackoffPolicy, type BackoffState, type 
 import { initialHealth, livenessFailed, recordCheck, upLongEnough, type HealthState } from "./health-policy.ts";
 import { groupMembers, isSameProcess, readStat, signalGroup } from "../host/proc.ts";
 import { probe } from "./probe.ts";
+import { markerEnv } from "./marker.ts";
 import type { ProcessSpec, SupervisorEvent } from "./types.ts";
 
 export interface UnitContext {
@@ -21,6 +22,8 @@ export interface UnitContext {
   log: Logger;
   backoff: BackoffPolicy;
   pollMs: number;
+  /** Marks every start's environment (marker.ts), so the next agent finds it without a record. */
+  stateDir?: string;
   persist(): void;
   emit(e: SupervisorEvent): void;
 }
@@ -66,7 +69,8 @@ export class Unit {
       fd = openSync(spec.logFile, "a", 0o640);
       const child = Bun.spawn(spec.argv, {
         cwd: spec.cwd,
-        env: { ...spec.env, AGENT_COMMIT: spec.commit, AGENT_RELEASE: spec.releaseDir },
+        env: { ...spec.env, AGENT_COMMIT: spec.commit, AGENT_RELEASE: spec.releaseDir,
+          ...(this.ctx.stateDir ? markerEnv(this.ctx.stateDir, spec.name, this.info.specHash ?? "") : {}) },
         stdin: "ignore", stdout: fd, stderr: fd,
         detached: true,            // setsid(): its own group, so a stop reaches grandchildren
         uid: spec.user?.uid, gid: spec.user?.gid,
@@ -81,6 +85,8 @@ export class Unit {
       this.state = "starting";
       this.ctx.log.info("started", { process: spec.name, pid: child.pid, commit: short(spec.commit) });
       this.ctx.emit({ kind: "start", name: spec.name, pid: child.pid, commit: spec.commit, at: now });
+      // Test hook, inert unless set: die here as an agent SIGKILLed between spawn and record would.
+      if (process.env.AGENT_TEST_DIE_AFTER_SPAWN === spec.name) process.kill(process.pid, "SIGKILL");
       this.ctx.persist();
       this.watchHealth();
     } catch (e) {
