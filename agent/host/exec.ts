@@ -3,6 +3,7 @@
 // exit: the result says what happened; it throws only when the binary cannot be started.
 import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import { writeFileAtomic } from "./files.ts";
+import { killSpawn } from "./marker.ts";
 import { isSameProcess, signalGroup, startTimeOf } from "./proc.ts";
 
 export interface ExecOptions {
@@ -20,6 +21,8 @@ export interface ExecOptions {
    * leaves a trace: the next agent reaps the orphaned group with reapGroup().
    */
   groupFile?: string;
+  /** The AGENT_SPAWN marker in env (host/marker.ts): recorded in groupFile before the spawn. */
+  spawnId?: string;
 }
 
 export interface ExecResult {
@@ -36,6 +39,9 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
   const fd = opts.logFile ? openSync(opts.logFile, "a", 0o640) : undefined;
   let timedOut = false;
   try {
+    // Recorded before the spawn: an agent killed before it learns the pgid still leaves a trace
+    // (the spawn id, found in /proc/<pid>/environ); a full disk fails here, before anything runs.
+    if (opts.groupFile) writeFileAtomic(opts.groupFile, JSON.stringify({ spawn: opts.spawnId, argv }) + "\n");
     const p = Bun.spawn(argv, {
       cwd: opts.cwd,
       env: opts.env ?? (process.env as Record<string, string>),
@@ -46,7 +52,12 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
       uid: opts.uid,
       gid: opts.gid,
     });
-    if (opts.groupFile) writeFileAtomic(opts.groupFile, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid), argv }) + "\n");
+    // Test hook, inert unless set: die here as an agent SIGKILLed between spawn and record would.
+    if (opts.groupFile && process.env.AGENT_TEST_DIE_AFTER_SPAWN === "step") process.kill(process.pid, "SIGKILL");
+    if (opts.groupFile) {
+      try { writeFileAtomic(opts.groupFile, JSON.stringify({ pgid: p.pid, startTime: startTimeOf(p.pid), spawn: opts.spawnId, argv }) + "\n"); }
+      catch {}   // the step runs: wait for it; the record written before the spawn still finds it
+    }
     const killGroup = (sig: NodeJS.Signals) => { try { process.kill(-p.pid, sig); } catch {} };
     const timer = opts.timeoutMs ? setTimeout(() => { timedOut = true; killGroup("SIGKILL"); }, opts.timeoutMs) : undefined;
     const onAbort = () => killGroup("SIGKILL");
@@ -71,9 +82,10 @@ export async function exec(argv: string[], opts: ExecOptions = {}): Promise<Exec
  * the file. Returns the pgid killed, or null. Idempotent.
  */
 export function reapGroup(groupFile: string): number | null {
-  let rec: { pgid?: number; startTime?: number | null };
+  let rec: { pgid?: number; startTime?: number | null; spawn?: string };
   try { rec = JSON.parse(readFileSync(groupFile, "utf8")); } catch { return null; }
   rmSync(groupFile, { force: true });
+  if (!rec.pgid && rec.spawn) return killSpawn(rec.spawn);   // the agent died before it recorded the pgid
   if (!rec.pgid || rec.startTime == null || !isSameProcess(rec.pgid, rec.startTime)) return null;
   signalGroup(rec.pgid, "SIGKILL");
   return rec.pgid;

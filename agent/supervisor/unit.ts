@@ -14,7 +14,7 @@ import { decideRestart, exitFailed, type BackoffPolicy, type BackoffState, type 
 import { initialHealth, livenessFailed, recordCheck, upLongEnough, type HealthState } from "./health-policy.ts";
 import { groupMembers, isSameProcess, readStat, signalGroup } from "../host/proc.ts";
 import { probe } from "./probe.ts";
-import { markerEnv } from "./marker.ts";
+import { processMarkers } from "./marker.ts";
 import type { ProcessSpec, SupervisorEvent } from "./types.ts";
 
 export interface UnitContext {
@@ -70,7 +70,7 @@ export class Unit {
       const child = Bun.spawn(spec.argv, {
         cwd: spec.cwd,
         env: { ...spec.env, AGENT_COMMIT: spec.commit, AGENT_RELEASE: spec.releaseDir,
-          ...(this.ctx.stateDir ? markerEnv(this.ctx.stateDir, spec.name, this.info.specHash ?? "") : {}) },
+          ...(this.ctx.stateDir ? processMarkers(this.ctx.stateDir, spec.name, this.info.specHash ?? "") : {}) },
         stdin: "ignore", stdout: fd, stderr: fd,
         detached: true,            // setsid(): its own group, so a stop reaches grandchildren
         uid: spec.user?.uid, gid: spec.user?.gid,

@@ -3,18 +3,20 @@
 // exactly that), then the next agent finds it by its environment marker and adopts or stops it:
 // exactly one copy of each process runs afterwards.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { AGENT, alive, makeKit, type Kit } from "./kit.ts";
-import { liveProcesses, readEnviron } from "../../agent/host/proc.ts";
+import { AGENT, alive, makeKit, role, type Kit } from "./kit.ts";
+import { groupMembers, liveProcesses, readEnviron } from "../../agent/host/proc.ts";
 
 let k: Kit;
 let daemon: Subprocess | null = null;
+let stepGroup = 0;
 
 beforeAll(async () => { k = await makeKit("untracked"); });
 afterAll(async () => {
   daemon?.kill("SIGKILL");
+  if (stepGroup) try { process.kill(-stepGroup, "SIGKILL"); } catch {}
   for (const pid of [...copies("app.ts"), ...copies("working")]) try { process.kill(-pid, "SIGKILL"); } catch {}
   await k?.stop();
 });
@@ -99,5 +101,22 @@ describe("processes started just before the agent died, never recorded", () => {
     expect(copies("app.ts").length).toBe(1);
     expect(copies("working").length).toBe(1);
     expect(recorded("web").commit).toBe(v2);
+  }, 60_000);
+
+  test("killed right after starting a setup step, before its group was recorded: the next agent kills that step, then runs it again", async () => {
+    const m = join(k.dir, "markers");
+    mkdirSync(m, { recursive: true, mode: 0o777 }); chmodSync(m, 0o777);
+    const pidFile = join(m, "step-pid"), ran = join(m, "step-ran");
+    const v3 = await k.release({ VERSION: "v3\n", "roles/web.yaml": role() +
+      `setup:\n  - run: /bin/sh -c "if [ -e ${ran} ]; then exit 0; fi; touch ${ran}; echo $$ > ${pidFile}; sleep 300; true"\n` }, "v3 with a setup step that hangs once");
+    const died = await once("step");
+    expect(died.code).toBe(137);
+    stepGroup = await until("the setup step running", () => { try { return Number(readFileSync(pidFile, "utf8").trim()) || null; } catch { return null; } });
+    expect(groupMembers(stepGroup)).not.toEqual([]);
+
+    const r = await once();
+    expect({ code: r.code, stderr: r.code ? r.stderr.slice(-600) : "" }).toEqual({ code: 0, stderr: "" });
+    expect(k.status()).toMatchObject({ phase: "converged", current: { commit: v3 } });
+    expect(groupMembers(stepGroup)).toEqual([]);        // the orphaned step does not run beside its second run
   }, 60_000);
 });

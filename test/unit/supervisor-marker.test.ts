@@ -1,7 +1,8 @@
 // Which marked processes in /proc no record accounts for: the process the supervisor started is
 // the oldest of its spawn id; a group leader a recorded process made itself is never taken over.
 import { describe, expect, test } from "bun:test";
-import { MARKER, untracked, type Marked } from "../../agent/supervisor/marker.ts";
+import { MARKER, type Marked } from "../../agent/host/marker.ts";
+import { untracked } from "../../agent/supervisor/marker.ts";
 import type { ProcessRecord } from "../../agent/state/store.ts";
 
 const C = "a".repeat(40);
