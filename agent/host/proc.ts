@@ -65,6 +65,14 @@ export function readEnviron(pid: number): Record<string, string> | null {
   return env;
 }
 
+/** The real uid a process runs as (/proc/<pid>/status), or null when it is gone. */
+export function uidOf(pid: number): number | null {
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/status`, "utf8"); } catch { return null; }
+  const m = /^Uid:\s+(\d+)/m.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux the agent runs on). */
 const USER_HZ = 100;
 

@@ -81,8 +81,11 @@ export class Supervisor {
       this.deps.log.warn("found a process the previous agent started but never recorded (killed before it wrote state.json, or the disk was full); taking it over",
         { process: r.name, pid: r.pid, commit: r.commit.slice(0, 7) });
     }
-    const records = [...recorded, ...found].sort((a, b) => b.startedAt - a.startedAt);
-    for (const r of records) {
+    // Recorded ones first, newest first: a process found only by its marker never displaces one
+    // the previous agent recorded (the next reconcile restarts what is out of date).
+    const newest = (rs: readonly ProcessRecord[]) => [...rs].sort((a, b) => b.startedAt - a.startedAt);
+    const unrecorded = new Set(found);
+    for (const r of [...newest(recorded), ...newest(found)]) {
       if (!isSameProcess(r.pid, r.startTime)) {
         const why = startTimeOf(r.pid) === null ? "gone" : "pid-reused";
         this.deps.log.info(why === "gone" ? "recorded process is gone" : "recorded pid now belongs to another program; left alone",
@@ -91,9 +94,9 @@ export class Supervisor {
         continue;
       }
       const unit = new Unit(this.ctx, { ...r }, null);
-      unit.adopt(r);
+      unit.adopt(r, { unrecorded: unrecorded.has(r) });
       if (this.units.has(r.name)) {
-        // Two with one name: the agent died during an overlapping replace. The newest stays.
+        // Two with one name: the agent died during an overlapping replace. The recorded, then the newest, stays.
         result.dropped.push({ record: r, why: "duplicate" });
         this.retire(unit);
       } else {

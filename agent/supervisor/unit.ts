@@ -12,7 +12,7 @@ import type { ProcessRecord } from "../state/store.ts";
 import type { ProcessStatus } from "../status/types.ts";
 import { decideRestart, exitFailed, type BackoffPolicy, type BackoffState, type ExitFacts } from "./backoff.ts";
 import { initialHealth, livenessFailed, recordCheck, upLongEnough, type HealthState } from "./health-policy.ts";
-import { groupMembers, isSameProcess, readStat, signalGroup } from "../host/proc.ts";
+import { groupMembers, isSameProcess, readStat, signalGroup, uidOf } from "../host/proc.ts";
 import { probe } from "./probe.ts";
 import { processMarkers } from "./marker.ts";
 import type { ProcessSpec, SupervisorEvent } from "./types.ts";
@@ -47,6 +47,7 @@ export class Unit {
   backoff: BackoffState = { quickExits: 0 };
   health: HealthState = initialHealth();
   adopted = false;
+  private unrecorded = false;
   private child: Subprocess | null = null;
   private stopping = false;   // a stop is in progress: its exit is not a crash
   private retired = false;    // stopped for good: nothing may start it again
@@ -99,9 +100,14 @@ export class Unit {
     }
   }
 
-  /** Take over a process a previous agent started (already checked: same pid and start time). */
-  adopt(r: ProcessRecord): void {
+  /**
+   * Take over a process a previous agent started (already checked: same pid and start time).
+   * `unrecorded`: found by its environment marker only, which any local user could forge; it is
+   * kept only when it runs as the user its spec names (checked in attach()).
+   */
+  adopt(r: ProcessRecord, opts: { unrecorded?: boolean } = {}): void {
     this.adopted = true;
+    this.unrecorded = opts.unrecorded ?? false;
     this.pid = r.pid; this.pgid = r.pgid; this.startTime = r.startTime; this.startedAt = r.startedAt;
     this.restarts = r.restarts;
     this.state = "running";
@@ -116,6 +122,16 @@ export class Unit {
     const first = this.spec === null;
     this.spec = spec;
     if (!first) return;
+    const uid = this.unrecorded && this.pid !== null ? uidOf(this.pid) : null;
+    if (uid !== null && uid !== (spec.user?.uid ?? process.getuid?.())) {
+      // Not a process of ours: forget it without a signal, and start the real one.
+      this.ctx.log.warn("a process carries this agent's marker but runs as another user; left alone", { process: this.name, pid: this.pid, uid });
+      this.clearTimers();
+      this.pid = this.pgid = null; this.startedAt = null; this.adopted = false;
+      this.state = "stopped";
+      this.start();
+      return;
+    }
     if (this.pid !== null) this.watchHealth();
     else if (this.adopted && this.state === "exited" && spec.restart !== "never") { this.restarts++; this.start(); }
   }

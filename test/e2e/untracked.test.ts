@@ -8,15 +8,18 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { AGENT, alive, makeKit, role, type Kit } from "./kit.ts";
 import { groupMembers, liveProcesses, readEnviron } from "../../agent/host/proc.ts";
+import { isRoot } from "../../agent/host/users.ts";
 
 let k: Kit;
 let daemon: Subprocess | null = null;
 let stepGroup = 0;
+let spoof: Subprocess | null = null;
 
 beforeAll(async () => { k = await makeKit("untracked"); });
 afterAll(async () => {
   daemon?.kill("SIGKILL");
   if (stepGroup) try { process.kill(-stepGroup, "SIGKILL"); } catch {}
+  spoof?.kill("SIGKILL");
   for (const pid of [...copies("app.ts"), ...copies("working")]) try { process.kill(-pid, "SIGKILL"); } catch {}
   await k?.stop();
 });
@@ -118,5 +121,20 @@ describe("processes started just before the agent died, never recorded", () => {
     expect({ code: r.code, stderr: r.code ? r.stderr.slice(-600) : "" }).toEqual({ code: 0, stderr: "" });
     expect(k.status()).toMatchObject({ phase: "converged", current: { commit: v3 } });
     expect(groupMembers(stepGroup)).toEqual([]);        // the orphaned step does not run beside its second run
+  }, 60_000);
+
+  test.if(isRoot())("a process of another user that forges the marker is neither adopted nor signalled", async () => {
+    const real = recorded("worker").pid as number;
+    const forged = { ...readEnviron(real)!, AGENT_SPAWN: crypto.randomUUID() };   // the very markers, fingerprint included
+    process.kill(-real, "SIGKILL");                     // the recorded worker is gone, as after a crash
+    spoof = Bun.spawn(["sleep", "300"], { env: forged, uid: 65534, gid: 65534, detached: true, stdout: "ignore", stderr: "ignore" });
+    await until("the forged process", () => readEnviron(spoof!.pid)?.AGENT_PROCESS === "worker" || null);
+
+    const r = await once();
+    expect({ code: r.code, stderr: r.code ? r.stderr.slice(-600) : "" }).toEqual({ code: 0, stderr: "" });
+    const worker = k.status().processes.find((p: any) => p.name === "worker");
+    expect(worker.pid).not.toBe(spoof.pid);
+    expect(copies("working")).toEqual([worker.pid]);
+    expect(alive(spoof.pid)).toBe(true);
   }, 60_000);
 });
