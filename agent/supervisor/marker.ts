@@ -2,7 +2,9 @@
 // markers (host/marker.ts): started by an agent killed before it wrote the record, or with the
 // disk full. The supervisor adopts them like recorded ones.
 import { findMarked, markerEnv, MARKER, oldestPerSpawn, type Marked } from "../host/marker.ts";
-import { startedAtMs } from "../host/proc.ts";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { startedAtMs, uidOf } from "../host/proc.ts";
 import type { ProcessRecord } from "../state/store.ts";
 
 /** The marker variables for one start of a supervised process. */
@@ -34,7 +36,21 @@ export function untracked(marked: Marked[], records: readonly ProcessRecord[], s
   });
 }
 
-/** The untracked processes of stateDir in /proc now. */
+/** The untracked processes of stateDir in /proc now, of users the agent runs processes as. */
 export function findUntracked(stateDir: string, records: readonly ProcessRecord[]): ProcessRecord[] {
-  return untracked(findMarked(stateDir), records, startedAtMs);
+  return untracked(findMarked(stateDir).filter((m) => runsAsOurs(stateDir, m)), records, startedAtMs);
+}
+
+/**
+ * A marker is only an environment variable, which any local user can set: a found process counts
+ * only when it runs as root, as the agent, or as the owner of the release directory it names (the
+ * role's user). attach() checks it against the spec's user once that is known.
+ */
+function runsAsOurs(stateDir: string, m: Marked): boolean {
+  const uid = uidOf(m.stat.pid);
+  if (uid === null) return false;
+  if (uid === 0 || uid === process.getuid?.()) return true;
+  const commit = m.env.AGENT_COMMIT ?? "";
+  if (!/^[0-9a-f]{40}$/.test(commit) || m.env.AGENT_RELEASE !== join(stateDir, "releases", commit)) return false;
+  try { return statSync(m.env.AGENT_RELEASE).uid === uid; } catch { return false; }
 }
