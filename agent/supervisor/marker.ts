@@ -1,10 +1,10 @@
 // Supervised processes that no record in state.json accounts for, found by their environment
 // markers (host/marker.ts): started by an agent killed before it wrote the record, or with the
 // disk full. The supervisor adopts them like recorded ones.
-import { findMarked, markerEnv, MARKER, oldestPerSpawn, type Marked } from "../host/marker.ts";
 import { statSync } from "node:fs";
-import { join } from "node:path";
+import { findMarked, markerEnv, MARKER, oldestPerSpawn, type Marked } from "../host/marker.ts";
 import { startedAtMs, uidOf } from "../host/proc.ts";
+import { layout } from "../state/layout.ts";
 import type { ProcessRecord } from "../state/store.ts";
 
 /** The marker variables for one start of a supervised process. */
@@ -51,6 +51,6 @@ function runsAsOurs(stateDir: string, m: Marked): boolean {
   if (uid === null) return false;
   if (uid === 0 || uid === process.getuid?.()) return true;
   const commit = m.env.AGENT_COMMIT ?? "";
-  if (!/^[0-9a-f]{40}$/.test(commit) || m.env.AGENT_RELEASE !== join(stateDir, "releases", commit)) return false;
+  if (!/^[0-9a-f]{40}$/.test(commit) || m.env.AGENT_RELEASE !== layout(stateDir).release(commit)) return false;
   try { return statSync(m.env.AGENT_RELEASE).uid === uid; } catch { return false; }
 }
