@@ -2,13 +2,20 @@
 // taken before anything is adopted, reaped or written. A second one says who holds it and exits 75.
 import { mkdirSync } from "node:fs";
 import { formatDuration } from "../core/duration.ts";
+import { AgentError, errorMessage } from "../core/errors.ts";
 import { tryLock, type LockHolder, type StateLock } from "../host/lock.ts";
 import { layout } from "../state/layout.ts";
 
 /** The lock, or null after writing to stderr which agent holds it (the caller exits EXIT.busy). */
 export function holdStateDir(command: "run" | "once" | "plan", stateDir: string): StateLock | null {
-  mkdirSync(stateDir, { recursive: true, mode: 0o755 });
-  const r = tryLock(layout(stateDir).lock);
+  const path = layout(stateDir).lock;
+  let r;
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o755 });
+    r = tryLock(path);
+  } catch (e) {
+    throw new AgentError("StateLockFailed", `cannot take the state directory's lock ${path}: ${errorMessage(e)}; run as the agent's user (root: sudo), or check stateDir in the config`);
+  }
   if (r.ok) return r.lock;
   process.stderr.write(`agent ${command}: ${describeHolder(stateDir, r.holder)}; ${advice(command, r.holder)}\n`);
   return null;
