@@ -53,20 +53,21 @@ async function until<T>(what: string, ok: () => T | null, ms = 30_000): Promise<
 describe("processes started just before the agent died, never recorded", () => {
   let v1: string;
 
-  test("`agent once` killed right after starting a process: the next one adopts it instead of starting a second copy", async () => {
+  test("`agent once` killed right after starting a process: the next one adopts it (same pid, same port) instead of starting a second copy", async () => {
     v1 = await k.release({ VERSION: "v1\n" }, "v1");
-    const died = await once("worker");
+    const died = await once("web");                     // web has a port the agent assigned ($PORT)
     expect(died.code).toBe(137);                        // SIGKILLed by the hook
-    const [orphan] = copies("working");
-    expect(copies("working").length).toBe(1);
-    expect(recorded("worker")).toBeNull();              // the record never reached state.json
+    const [orphan] = copies("app.ts");
+    expect(copies("app.ts").length).toBe(1);
+    expect(recorded("web")).toBeNull();                 // the record never reached state.json
+    const port = Number(readEnviron(orphan!)!.PORT);
 
     const r = await once();
     expect({ code: r.code, stderr: r.code ? r.stderr.slice(-600) : "" }).toEqual({ code: 0, stderr: "" });
-    expect(copies("working")).toEqual([orphan!]);
-    expect(copies("app.ts").length).toBe(1);
-    expect(recorded("worker")).toMatchObject({ pid: orphan, commit: v1 });
-    expect(k.status().processes.find((p: any) => p.name === "worker")).toMatchObject({ pid: orphan, commit: v1, healthy: true });
+    expect(copies("app.ts")).toEqual([orphan!]);
+    expect(copies("working").length).toBe(1);
+    expect(recorded("web")).toMatchObject({ pid: orphan, commit: v1, port });
+    expect(k.status().processes.find((p: any) => p.name === "web")).toMatchObject({ pid: orphan, commit: v1, healthy: true });
   }, 60_000);
 
   test("the daemon killed right after a crash restart: the next daemon adopts the restarted process", async () => {
