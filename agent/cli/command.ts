@@ -16,6 +16,7 @@ export const EXIT = {
   failed: 1,          // the command ran and the answer is "no" (invalid file, not converged, ...)
   usage: 2,           // the command line is wrong
   unavailable: 69,    // the daemon is not reachable
+  busy: 75,           // another agent holds the state directory (EX_TEMPFAIL: try again later)
 } as const;
 
 /** parseArgs that turns its errors into UsageError (main.ts answers --help before a command runs). */

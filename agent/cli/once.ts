@@ -1,13 +1,11 @@
 import { createLogger } from "../core/log.ts";
-import { AgentError } from "../core/errors.ts";
-import { controlRequest, NOT_RUNNING } from "../control/client.ts";
-import { layout } from "../state/layout.ts";
 import { newMemory, tick } from "../loop/tick.ts";
 import { wire } from "../loop/wire.ts";
 import { reapOrphans } from "../state/releases.ts";
 import { migrateLayout } from "../state/migrate.ts";
 import { loadConfig } from "./config.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
+import { holdStateDir } from "./lock.ts";
 
 const help = `Usage: agent once [--config FILE] [--json]
 
@@ -15,7 +13,11 @@ Run one reconcile tick in the foreground: read the manifest at the branch tip, p
 switch to the pinned commit, start the role's processes and wait for them to be healthy.
 Processes keep running after it exits (a later \`agent run\` adopts them).
 
-Exit codes: 0 converged; 1 not converged (the reason is printed); 2 usage.
+It holds <stateDir>/agent.lock until it exits: while the daemon or another \`agent once\` or
+\`agent plan\` holds it, it changes nothing and exits 75, naming the holder.
+
+Exit codes: 0 converged; 1 not converged (the reason is printed); 2 usage; 75 another agent
+holds the state directory.
 
 Options:
 ${CONFIG_HELP}
@@ -33,17 +35,8 @@ export const once: Command = {
   async run(argv) {
     const a = parse(argv, { ...CONFIG_OPTION, json: { type: "boolean" } });
     const config = loadConfig(a.values.config);
-    // One agent at a time per node: a running daemon owns the state directory.
-    try {
-      await controlRequest(layout(config.stateDir).socket, "GET", "/v1/status", undefined, { timeoutMs: 1000 });
-      process.stderr.write("agent once: the agent daemon is running on this node; ask it to poll now with `agent sync`, or stop it first\n");
-      return EXIT.failed;
-    } catch (e) {
-      if (!(e instanceof AgentError && e.reason === NOT_RUNNING)) {
-        process.stderr.write(`agent once: a daemon holds the control socket but does not answer (${(e as Error).message}); stop it first\n`);
-        return EXIT.failed;
-      }
-    }
+    // One agent at a time per node, before anything is adopted or reaped.
+    if (!holdStateDir("once", config.stateDir)) return EXIT.busy;
     const log = createLogger("agent");
     const w = wire(config, log);
     w.supervisor.adopt();

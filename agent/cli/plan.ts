@@ -7,14 +7,17 @@ import { wire } from "../loop/wire.ts";
 import { layout } from "../state/layout.ts";
 import { loadConfig } from "./config.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
+import { holdStateDir } from "./lock.ts";
 
 const help = `Usage: agent plan [--config FILE] [--json]
 
 Show what a tick would do now: observe the node and the repository, plan, and change nothing
 (no release is prepared, no process started, no AWS resource touched). When the daemon runs, it
-answers (it knows the processes it supervises); otherwise the command looks for itself.
+answers (it knows the processes it supervises); otherwise the command looks for itself, holding
+<stateDir>/agent.lock meanwhile (it exits 75, naming the holder, while \`agent once\` runs).
 
-Exit codes: 0 nothing to do; 1 there are actions (or the plan is blocked); 2 usage.
+Exit codes: 0 nothing to do; 1 there are actions (or the plan is blocked); 2 usage; 75 another
+agent holds the state directory and the daemon does not answer.
 
 Options:
 ${CONFIG_HELP}
@@ -32,7 +35,12 @@ export const plan: Command = {
   async run(argv) {
     const a = parse(argv, { ...CONFIG_OPTION, json: { type: "boolean" } });
     const config = loadConfig(a.values.config);
-    const r = await fromDaemon(layout(config.stateDir).socket) ?? await locally(config);
+    let r = await fromDaemon(layout(config.stateDir).socket);
+    if (!r) {
+      const lock = holdStateDir("plan", config.stateDir);
+      if (!lock) return EXIT.busy;
+      try { r = await locally(config); } finally { lock.release(); }
+    }
     if (a.values.json) {
       process.stdout.write(JSON.stringify(r, null, 2) + "\n");
     } else {

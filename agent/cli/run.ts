@@ -10,6 +10,7 @@ import { startMetricsServer } from "../metrics/server.ts";
 import { VERSION } from "../core/version.ts";
 import { loadConfig } from "./config.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
+import { holdStateDir } from "./lock.ts";
 
 const help = `Usage: agent run [--config FILE]
 
@@ -20,6 +21,10 @@ not on a terminal (journald), readable text on a terminal.
 
 On SIGTERM or SIGINT it stops converging and exits, leaving the applications running; the next
 \`agent run\` adopts them (the systemd unit uses KillMode=process for this).
+
+One agent per state directory: it holds <stateDir>/agent.lock for its whole life, and refuses to
+start (exit 75, naming the holder's pid and command) while another \`agent run\`, \`agent once\`
+or \`agent plan\` holds it.
 
 Options:
 ${CONFIG_HELP}
@@ -37,6 +42,8 @@ export const run: Command = {
   async run(argv) {
     const a = parse(argv, { ...CONFIG_OPTION });
     const config = loadConfig(a.values.config);
+    // Before anything reads state.json, adopts or reaps: another agent may be using this state dir.
+    if (!holdStateDir("run", config.stateDir)) return EXIT.busy;
     const log = createLogger("agent");
     const metrics = createAgentMetrics({ version: VERSION });
     const w = wire(config, log, { onProcessEvent: (e) => { if (e.kind === "start" && restarted.delete(e.name)) metrics.processRestarts.inc({ process: e.name }); if (e.kind === "exit" && !e.requested) restarted.add(e.name); } });
@@ -52,7 +59,7 @@ export const run: Command = {
     });
     let control;
     try {
-      // The socket is also the single-instance guard: adopt processes only once we own it.
+      // Under the lock no other agent of this version runs; the socket check still stops an older one.
       control = await startControlServer({ socketPath: w.ports.layout.socket, handlers: daemon.handlers, log: log.child("control") });
     } catch (e) {
       w.supervisor.detach();

@@ -1,6 +1,6 @@
 // The daemon's control socket: HTTP over a unix socket (mode 0600), JSON in and out. It only
-// routes requests to the handlers the loop gives it; it decides nothing itself. It is also the
-// single-instance guard: it refuses to start while another agent answers on the socket.
+// routes requests to the handlers the loop gives it; it decides nothing itself. The state dir lock
+// (cli/lock.ts) keeps one agent per node; the socket still refuses to start beside a live one.
 import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { AgentError, errorMessage } from "../core/errors.ts";

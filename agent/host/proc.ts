@@ -1,5 +1,6 @@
 // What /proc says about a pid: its start time (field 22 of /proc/<pid>/stat, which tells a
-// reused pid from the process we started) and the members of a process group. Read-only.
+// reused pid from the process we started), the members of a process group, the environment it
+// was started with. Read-only.
 import { readdirSync, readFileSync } from "node:fs";
 
 export interface ProcStat {
@@ -45,16 +46,46 @@ export function ownerOf(pid: number): { real: number; effective: number } | null
   return m ? { real: Number(m[1]), effective: Number(m[2]) } : null;
 }
 
-/** Live (non-zombie) pids whose process group is pgid. Scans /proc: use for stops, not hot loops. */
-export function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
+/** Live (non-zombie) processes, from a scan of /proc. Use at start-up or for stops, not in hot loops. */
+export function liveProcesses(): ProcStat[] {
+  const out: ProcStat[] = [];
   for (const name of readdirSync("/proc")) {
     const c = name.charCodeAt(0);
     if (c < 48 || c > 57) continue;
     const s = readStat(Number(name));
-    if (s && s.pgrp === pgid && s.state !== "Z" && s.state !== "X") out.push(s.pid);
+    if (s && s.state !== "Z" && s.state !== "X") out.push(s);
   }
   return out;
+}
+
+/**
+ * The environment a process was started with (/proc/<pid>/environ); null when it is gone or not
+ * readable (another user's process, for an agent that is not root).
+ */
+export function readEnviron(pid: number): Record<string, string> | null {
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/environ`, "utf8"); } catch { return null; }
+  const env: Record<string, string> = {};
+  for (const kv of text.split("\0")) {
+    const i = kv.indexOf("=");
+    if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return env;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux the agent runs on). */
+const USER_HZ = 100;
+
+/** When a start time (clock ticks since boot) was, in epoch ms, from /proc/stat's btime. */
+export function startedAtMs(startTime: number): number {
+  let btime = 0;
+  try { btime = Number(/^btime (\d+)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1] ?? 0); } catch {}
+  return btime * 1000 + Math.round(startTime * 1000 / USER_HZ);
+}
+
+/** Live (non-zombie) pids whose process group is pgid. Scans /proc: use for stops, not hot loops. */
+export function groupMembers(pgid: number): number[] {
+  return liveProcesses().filter((s) => s.pgrp === pgid).map((s) => s.pid);
 }
 
 /** Signal a whole process group; false when it no longer exists. */

@@ -92,7 +92,8 @@ export class ProcessesAdapter implements ProcessesPort {
 
   private async portFor(commit: string, name: string): Promise<number> {
     const key = `${commit}:${name}`;
-    let port = this.ports.get(key);
+    // Records adopted after this adapter was made (found by marker) keep their port too.
+    let port = this.ports.get(key) ?? this.store.get().processes.find((r) => r.commit === commit && r.name === name)?.port;
     if (!port) {
       port = freePort();
       this.ports.set(key, port);

@@ -1,6 +1,7 @@
 // The one place that builds the real adapters from the node's config: IMDS or a static identity,
 // the git source, the release directories, the supervisor and the AWS steps.
 import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
 import { systemClock, type Clock } from "../core/clock.ts";
 import { AgentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
@@ -59,7 +60,8 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     allowForcePush: config.allowForcePush,
   });
 
-  const supervisor = new Supervisor({ clock, log: log.child("supervisor"), store, logs: { maxBytes: 50 * 1024 * 1024, keep: 5 }, onEvent: opts.onProcessEvent });
+  const supervisor = new Supervisor({ clock, log: log.child("supervisor"), store, logs: { maxBytes: 50 * 1024 * 1024, keep: 5 }, onEvent: opts.onProcessEvent,
+    stateDir: resolve(L.root) });
   const processes = new ProcessesAdapter(supervisor, L, store, log.child("processes"));
 
   const packages = new AptPackages(), users = new SystemUsers();

@@ -4,11 +4,12 @@
 // Every role path resolves inside the release (or shared/): a symlinked parent is refused.
 import { createHash } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { basename, dirname, isAbsolute, join, relative } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { AgentError } from "../core/errors.ts";
 import { cancelKind } from "../core/cancel.ts";
 import type { Logger } from "../core/log.ts";
 import { exec, splitArgs, type ExecResult } from "../host/exec.ts";
+import { stepMarkers, withoutMarkers } from "../host/marker.ts";
 import type { PackageManager } from "../host/packages.ts";
 import { isRoot, lookupUser, type UnixUser, type UserManager } from "../host/users.ts";
 import type { Role, SetupStep } from "../manifest/schema.ts";
@@ -115,7 +116,8 @@ export async function runInRelease(l: Layout, commit: string, user: UnixUser | n
   if (!user && isRoot()) throw new Error(`no user to run \`${command}\` as; the agent never runs a role's command as root in place of its user`);
   const argv = splitArgs(command);
   const dir = l.release(commit);
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), RELEASE_DIR: dir, AGENT_RELEASE: dir, AGENT_COMMIT: commit };
+  const markers = stepMarkers(resolve(l.root), argv);   // found by the next agent even before its pgid is recorded
+  const env: Record<string, string> = { ...withoutMarkers(process.env), RELEASE_DIR: dir, AGENT_RELEASE: dir, AGENT_COMMIT: commit, ...markers };
   const asUser = user && user.uid !== 0 ? user : null;
   if (asUser) {
     const home = join(l.root, "home", asUser.name);
@@ -123,7 +125,7 @@ export async function runInRelease(l: Layout, commit: string, user: UnixUser | n
     Object.assign(env, { HOME: home, USER: asUser.name, LOGNAME: asUser.name });
   }
   return exec(argv, { cwd: dir, env, timeoutMs: opts.timeoutMs, stopTimeoutMs: opts.stopTimeoutMs, logFile: l.releaseLog(commit), signal: opts.signal,
-    groupFile: l.releaseGroup(commit), uid: asUser?.uid, gid: asUser?.gid });
+    groupFile: l.releaseGroup(commit), spawnId: markers.AGENT_SPAWN, uid: asUser?.uid, gid: asUser?.gid });
 }
 
 const ROOT: UnixUser = { name: "root", uid: 0, gid: 0 };

@@ -12,6 +12,7 @@ import { pastDeadline } from "./health-policy.ts";
 import { isSameProcess, startTimeOf } from "../host/proc.ts";
 import { rotateIfNeeded, type RotationPolicy } from "./rotate.ts";
 import { Unit, type UnitContext } from "./unit.ts";
+import { findUntracked } from "./marker.ts";
 import type { AdoptResult, ProcessSpec, ReplaceResult, SupervisorEvent, SupervisorTuning } from "./types.ts";
 
 export interface SupervisorDeps {
@@ -22,6 +23,11 @@ export interface SupervisorDeps {
   tuning?: SupervisorTuning;
   /** Told about every start, exit and health change (metrics, tests, benchmarks). */
   onEvent?: (e: SupervisorEvent) => void;
+  /**
+   * The agent's state directory (absolute). Every start is marked with it in the process's
+   * environment, and adopt() takes over marked processes that state.json does not list.
+   */
+  stateDir?: string;
 }
 
 /** What makes a running process different: a change here restarts it; other fields apply in place. */
@@ -52,7 +58,7 @@ export class Supervisor {
     const backoff: BackoffPolicy = { ...DEFAULT_BACKOFF, ...t.backoff };
     this.readyDeadlineMs = t.readyDeadlineMs ?? 60_000;
     this.ctx = {
-      clock: deps.clock, log: deps.log, backoff, pollMs: t.pollMs ?? 500,
+      clock: deps.clock, log: deps.log, backoff, pollMs: t.pollMs ?? 500, stateDir: deps.stateDir,
       persist: () => this.persist(),
       emit: (e) => deps.onEvent?.(e),
     };
@@ -60,15 +66,26 @@ export class Supervisor {
   }
 
   /**
-   * On agent start: take over every process in state.json that still runs with the recorded start
-   * time. A pid now used by another program is never signalled; its record is dropped. Call once,
-   * before the first ensure(); ensure() then gives adopted processes their specs.
+   * On agent start, as the only agent (under the state dir lock): take over every process in
+   * state.json that still runs with the recorded start time, and every process marked with this
+   * state dir that no record lists (started by an agent killed before it wrote state.json). A pid
+   * now used by another program is never signalled; its record is dropped. Call once, before the
+   * first ensure(); ensure() then gives adopted processes their specs.
    */
   adopt(): AdoptResult {
     this.owner = true;
     const result: AdoptResult = { adopted: [], dropped: [] };
-    const records = [...this.deps.store.get().processes].sort((a, b) => b.startedAt - a.startedAt);
-    for (const r of records) {
+    const recorded = this.deps.store.get().processes;
+    const found = this.deps.stateDir ? findUntracked(this.deps.stateDir, recorded) : [];
+    for (const r of found) {
+      this.deps.log.warn("found a process the previous agent started but never recorded (killed before it wrote state.json, or the disk was full); taking it over",
+        { process: r.name, pid: r.pid, commit: r.commit.slice(0, 7) });
+    }
+    // Recorded ones first, newest first: a process found only by its marker never displaces one
+    // the previous agent recorded (the next reconcile restarts what is out of date).
+    const newest = (rs: readonly ProcessRecord[]) => [...rs].sort((a, b) => b.startedAt - a.startedAt);
+    const unrecorded = new Set(found);
+    for (const r of [...newest(recorded), ...newest(found)]) {
       if (!isSameProcess(r.pid, r.startTime)) {
         const why = startTimeOf(r.pid) === null ? "gone" : "pid-reused";
         this.deps.log.info(why === "gone" ? "recorded process is gone" : "recorded pid now belongs to another program; left alone",
@@ -77,9 +94,9 @@ export class Supervisor {
         continue;
       }
       const unit = new Unit(this.ctx, { ...r }, null);
-      unit.adopt(r);
+      unit.adopt(r, { unrecorded: unrecorded.has(r) });
       if (this.units.has(r.name)) {
-        // Two with one name: the agent died during an overlapping replace. The newest stays.
+        // Two with one name: the agent died during an overlapping replace. The recorded, then the newest, stays.
         result.dropped.push({ record: r, why: "duplicate" });
         this.retire(unit);
       } else {

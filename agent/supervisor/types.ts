@@ -13,7 +13,7 @@ export interface ProcessSpec {
   releaseDir: string;      // releases/<commit>, never the `current` link
   argv: string[];          // splitArgs(process.run)
   cwd: string;             // releaseDir joined with process.cwd
-  env: Record<string, string>;  // merged by the loop; the supervisor adds AGENT_COMMIT and AGENT_RELEASE
+  env: Record<string, string>;  // merged by the loop; the supervisor adds AGENT_COMMIT, AGENT_RELEASE and its markers (marker.ts)
   port?: number;
   user?: { uid: number; gid: number; name: string };  // undefined: the agent's own user
   restart: RestartPolicy;

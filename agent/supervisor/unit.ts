@@ -12,8 +12,9 @@ import type { ProcessRecord } from "../state/store.ts";
 import type { ProcessStatus } from "../status/types.ts";
 import { decideRestart, exitFailed, type BackoffPolicy, type BackoffState, type ExitFacts } from "./backoff.ts";
 import { initialHealth, livenessFailed, recordCheck, upLongEnough, type HealthState } from "./health-policy.ts";
-import { groupMembers, isSameProcess, readStat, signalGroup } from "../host/proc.ts";
+import { groupMembers, isSameProcess, ownerOf, readStat, signalGroup } from "../host/proc.ts";
 import { probe } from "./probe.ts";
+import { processMarkers } from "./marker.ts";
 import type { ProcessSpec, SupervisorEvent } from "./types.ts";
 
 export interface UnitContext {
@@ -21,6 +22,8 @@ export interface UnitContext {
   log: Logger;
   backoff: BackoffPolicy;
   pollMs: number;
+  /** Marks every start's environment (marker.ts), so the next agent finds it without a record. */
+  stateDir?: string;
   persist(): void;
   emit(e: SupervisorEvent): void;
 }
@@ -44,6 +47,7 @@ export class Unit {
   backoff: BackoffState = { quickExits: 0 };
   health: HealthState = initialHealth();
   adopted = false;
+  private unrecorded = false;
   private child: Subprocess | null = null;
   private stopping = false;   // a stop is in progress: its exit is not a crash
   private retired = false;    // stopped for good: nothing may start it again
@@ -66,7 +70,8 @@ export class Unit {
       fd = openSync(spec.logFile, "a", 0o640);
       const child = Bun.spawn(spec.argv, {
         cwd: spec.cwd,
-        env: { ...spec.env, AGENT_COMMIT: spec.commit, AGENT_RELEASE: spec.releaseDir },
+        env: { ...spec.env, AGENT_COMMIT: spec.commit, AGENT_RELEASE: spec.releaseDir,
+          ...(this.ctx.stateDir ? processMarkers(this.ctx.stateDir, spec.name, this.info.specHash ?? "") : {}) },
         stdin: "ignore", stdout: fd, stderr: fd,
         detached: true,            // setsid(): its own group, so a stop reaches grandchildren
         uid: spec.user?.uid, gid: spec.user?.gid,
@@ -81,6 +86,8 @@ export class Unit {
       this.state = "starting";
       this.ctx.log.info("started", { process: spec.name, pid: child.pid, commit: short(spec.commit) });
       this.ctx.emit({ kind: "start", name: spec.name, pid: child.pid, commit: spec.commit, at: now });
+      // Test hook, inert unless set: die here as an agent SIGKILLed between spawn and record would.
+      if (process.env.AGENT_TEST_DIE_AFTER_SPAWN === spec.name) process.kill(process.pid, "SIGKILL");
       this.ctx.persist();
       this.watchHealth();
     } catch (e) {
@@ -93,9 +100,14 @@ export class Unit {
     }
   }
 
-  /** Take over a process a previous agent started (already checked: same pid and start time). */
-  adopt(r: ProcessRecord): void {
+  /**
+   * Take over a process a previous agent started (already checked: same pid and start time).
+   * `unrecorded`: found by its environment marker only, which any local user could forge; it is
+   * kept only when it runs as the user its spec names (checked in attach()).
+   */
+  adopt(r: ProcessRecord, opts: { unrecorded?: boolean } = {}): void {
     this.adopted = true;
+    this.unrecorded = opts.unrecorded ?? false;
     this.pid = r.pid; this.pgid = r.pgid; this.startTime = r.startTime; this.startedAt = r.startedAt;
     this.restarts = r.restarts;
     this.state = "running";
@@ -110,6 +122,16 @@ export class Unit {
     const first = this.spec === null;
     this.spec = spec;
     if (!first) return;
+    const uid = this.unrecorded && this.pid !== null ? ownerOf(this.pid)?.real ?? null : null;
+    if (uid !== null && uid !== (spec.user?.uid ?? process.getuid?.())) {
+      // Not a process of ours: forget it without a signal, and start the real one.
+      this.ctx.log.warn("a process carries this agent's marker but runs as another user; left alone", { process: this.name, pid: this.pid, uid });
+      this.clearTimers();
+      this.pid = this.pgid = null; this.startedAt = null; this.adopted = false;
+      this.state = "stopped";
+      this.start();
+      return;
+    }
     if (this.pid !== null) this.watchHealth();
     else if (this.adopted && this.state === "exited" && spec.restart !== "never") { this.restarts++; this.start(); }
   }

@@ -55,7 +55,8 @@ describe("agent run", () => {
 
   test("`agent once` refuses while the daemon runs: one agent per node", async () => {
     const r = await k.agent(["once"]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(75);
+    expect(r.stderr).toContain(`pid ${daemon!.pid} (${AGENT} run)`);
     expect(r.stderr).toContain("agent sync");
   });
 

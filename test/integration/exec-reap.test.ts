@@ -135,3 +135,27 @@ test("exec cancelled by a stop leaves the command running; cancelled by a newer 
   expect(r2.code).toBe(3);
   expect(readFileSync(marker, "utf8").trim()).toBe("term");
 });
+
+test("a record with the spawn id but no pgid yet (the agent died during the spawn): the step started with that id is killed, nothing else", async () => {
+  const id = crypto.randomUUID();
+  const env = { ...process.env, AGENT_SPAWN: id } as Record<string, string>;
+  const step = Bun.spawn(["/bin/sh", "-c", "sleep 30 & sleep 30"], { env, detached: true, stdout: "ignore", stderr: "ignore" });
+  const other = Bun.spawn(["sleep", "30"], { env: { ...env, AGENT_SPAWN: crypto.randomUUID() }, detached: true, stdout: "ignore", stderr: "ignore" });
+  spawned.push(step.pid, other.pid);
+  await Bun.sleep(50);
+  const f = join(dir, "spawn-only.group");
+  writeFileSync(f, JSON.stringify({ spawn: id, argv: ["/bin/sh"] }));
+  expect(reapGroup(f)).toBe(step.pid);
+  await step.exited;
+  expect(step.signalCode).toBe("SIGKILL");
+  expect(startTimeOf(other.pid)).not.toBeNull();
+  expect(existsSync(f)).toBe(false);
+});
+
+test("the group file names the spawn id before the command starts", async () => {
+  const f = join(dir, "spawn-first.group");
+  const run = exec(["sleep", "0.3"], { groupFile: f, spawnId: "spawn-1" });
+  await Bun.sleep(100);
+  expect(JSON.parse(readFileSync(f, "utf8"))).toMatchObject({ spawn: "spawn-1", argv: ["sleep", "0.3"] });
+  await run;
+});
