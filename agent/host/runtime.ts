@@ -44,7 +44,9 @@ export function reachableRuntime(program: string, binDir: string): string {
   if (everyoneCanRun(program, src)) return program;
   const dst = join(binDir, RUNTIME_COPY);
   const cur = statOrNull(dst);
-  if (cur && ((cur.ino === src.ino && cur.dev === src.dev) || (cur.size === src.size && cur.mtimeMs === src.mtimeMs))) return dst;
+  const sameFile = cur && cur.ino === src.ino && cur.dev === src.dev;
+  const sameCopy = cur && !sameFile && cur.size === src.size && cur.mtimeMs === src.mtimeMs;
+  if (cur && (sameFile || sameCopy) && (cur.mode & 0o005) === 0o005) return dst;
   const tmp = join(binDir, `.${RUNTIME_COPY}.tmp-${process.pid}`);
   rmSync(tmp, { force: true });
   try {
