@@ -7,7 +7,8 @@ const tmpName = (path: string) => join(dirname(path), `.${basename(path)}.tmp-${
 
 /**
  * Write a file so that readers see the old or the new content, never a mix: temp + fsync +
- * rename(2). On failure (ENOSPC …) the old content stays, no temp file is left, and it throws.
+ * rename(2) + fsync of the directory (so the new content is there after a power cut too).
+ * On failure (ENOSPC …) the old content stays, no temp file is left, and it throws.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
   mkdirSync(dirname(path), { recursive: true });
@@ -25,9 +26,10 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     try { unlinkSync(tmp); } catch {}   // a full disk must not also fill up with temp files
     throw e;
   }
+  syncDir(dirname(path));
 }
 
-/** Point `link` at `target` atomically: symlink to a temp name, then rename(2) over the old link. */
+/** Point `link` at `target` atomically: symlink to a temp name, rename(2) over the old link, fsync the directory. */
 export function switchSymlink(link: string, target: string): void {
   const tmp = tmpName(link);
   symlinkSync(target, tmp);
@@ -37,4 +39,16 @@ export function switchSymlink(link: string, target: string): void {
     try { unlinkSync(tmp); } catch {}
     throw e;
   }
+  syncDir(dirname(link));
+}
+
+/**
+ * fsync a directory, so that a rename(2) into it survives a power cut (the rename lives in the
+ * directory, not in the file). File systems that cannot sync a directory (EINVAL) are skipped.
+ */
+export function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try { fsyncSync(fd); } catch (e) {
+    if (!["EINVAL", "ENOTSUP", "EOPNOTSUPP"].includes((e as { code?: string }).code ?? "")) throw e;
+  } finally { closeSync(fd); }
 }

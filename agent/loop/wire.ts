@@ -7,7 +7,7 @@ import { AgentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { offerRuntime } from "../host/runtime.ts";
 import type { Config, Role } from "../manifest/schema.ts";
-import { Source, readToken } from "../source/source.ts";
+import { Source } from "../source/source.ts";
 import { layout, type Layout } from "../state/layout.ts";
 import { currentCommit, listReleases, logToRelease, markRelease, pruneReleases, readRelease, switchCurrent } from "../state/releases.ts";
 import { StateStore } from "../state/store.ts";
@@ -53,10 +53,10 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
       },
     };
 
-  const token = readToken(config.auth?.tokenFile);
+  // The token file is read for every request, not here: a rotated or late token needs no restart.
   const source = new Source({
     gitdir: L.repo, url: config.repo, branch: config.branch, timeoutMs: 30_000, log: log.child("source"),
-    auth: token ? { username: config.auth?.username ?? "x-access-token", token } : null,
+    auth: config.auth?.tokenFile ? { username: config.auth.username ?? "x-access-token", tokenFile: config.auth.tokenFile } : null,
     allowForcePush: config.allowForcePush,
   });
 

@@ -34,6 +34,14 @@ export function timedHttp(timeoutMs: number): CountingHttp {
       }
       const headers: Record<string, string> = {};
       res.headers.forEach((v, k) => { headers[k] = v; });
+      if (!res.ok) {
+        // isomorphic-git drops the body of a refusal (a 401 before it sends credentials): read
+        // it here, so neither the idle timer nor the connection outlives the request.
+        let buf: Uint8Array;
+        try { buf = new Uint8Array(await res.arrayBuffer()); } finally { clearTimeout(timer); }
+        bytes += buf.byteLength;
+        return { url: res.url, method: req.method, statusCode: res.status, statusMessage: res.statusText, body: once(buf), headers };
+      }
       const reader = res.body?.getReader();
       const iter: AsyncIterableIterator<Uint8Array> = {
         async next() {
@@ -58,6 +66,10 @@ export function timedHttp(timeoutMs: number): CountingHttp {
 
 export class TimeoutError extends Error {
   override readonly name = "TimeoutError";
+}
+
+async function* once(buf: Uint8Array): AsyncIterableIterator<Uint8Array> {
+  if (buf.byteLength) yield buf;
 }
 
 async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array> {

@@ -14,6 +14,7 @@ import type { PackageManager } from "../host/packages.ts";
 import { isRoot, lookupUser, type UnixUser, type UserManager } from "../host/users.ts";
 import type { Role, SetupStep } from "../manifest/schema.ts";
 import type { Layout } from "../state/layout.ts";
+import { explainUnreachable } from "../host/runtime.ts";
 import { logToRelease, markRelease, newRelease, readRelease, writeRelease, type ReleaseRecord, type StepResult } from "../state/releases.ts";
 
 export interface PrepareOptions {
@@ -90,7 +91,8 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
   try {
     r = await runInRelease(o.layout, o.commit, user, step.run, { timeoutMs: step.timeout, stopTimeoutMs: step.stop.timeout, signal: o.signal });
   } catch (e) {
-    throw AgentError.terminal("SetupFailed", `setup step ${i + 1} "${step.run}" could not start (${(e as Error).message}); fix the role file, or install the program (packages: in the role)`);
+    const denied = user && (e as { code?: string }).code === "EACCES" ? explainUnreachable(step.run.trim().split(/\s+/)[0] ?? "", user, process.env.PATH, o.layout.release(o.commit)) : null;
+    throw AgentError.terminal("SetupFailed", `setup step ${i + 1} "${step.run}" could not start (${(e as Error).message}); ${denied ?? "fix the role file, or install the program (packages: in the role)"}`);
   }
   const result: StepResult = { run: step.run, outcome: "ran", inputsHash: hash, durationMs: Math.round(r.durationMs), exitCode: r.code };
   if (o.signal?.aborted) throw cancelled(o.commit, o.signal);

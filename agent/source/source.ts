@@ -18,7 +18,11 @@ export interface SourceOptions {
   gitdir: string;
   url: string;
   branch: string;
-  auth?: { username: string; token: string } | null;
+  /**
+   * HTTP Basic credentials. `tokenFile` is read for every request to the server (never cached),
+   * so a rotated token (GitHub App installation tokens last an hour) is used at once.
+   */
+  auth?: { username: string; token?: string; tokenFile?: string } | null;
   /** Abort a request after this long without a byte from the server. */
   timeoutMs: number;
   log: Logger;
@@ -32,6 +36,7 @@ const TIP_REF = "refs/heads/agent-tip";
 export class Source {
   readonly http: CountingHttp;
   private opened = false;
+  private readonly tokens = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: SourceOptions) {
@@ -259,12 +264,18 @@ export class Source {
     try { return await fn(); } catch (e) { throw sourceError(e, what, this.o.url, this.secrets()); }
   }
 
+  /** Credentials for the next request; reads the token file now (SourceAuthFailed when it cannot). */
   private onAuth() {
     const a = this.o.auth;
-    return a ? () => ({ username: a.username, password: a.token }) : undefined;
+    if (!a) return undefined;
+    const password = a.tokenFile ? readToken(a.tokenFile) : a.token;
+    if (!password) return undefined;
+    this.tokens.add(password);
+    return () => ({ username: a.username, password });
   }
 
-  private secrets() { return [this.o.auth?.token]; }
+  /** Every token this source has sent: none may appear in a message, old or rotated. */
+  private secrets() { return [this.o.auth?.token, ...this.tokens]; }
   private safeUrl() { return redact(this.o.url.replace(/\/\/[^@/]*@/, "//"), this.secrets()); }
 }
 
@@ -273,10 +284,18 @@ export function nextPollDelay(pollMs: number, random: number): number {
   return Math.max(0, Math.round(pollMs * (0.9 + 0.2 * random)));
 }
 
-/** Read the token for HTTPS auth from config auth.tokenFile (trimmed); null when not configured. */
-export function readToken(tokenFile: string | undefined): string | null {
-  if (!tokenFile) return null;
-  try { return fs.readFileSync(tokenFile, "utf8").trim(); } catch (e) {
-    throw AgentError.terminal("SourceAuthFailed", `cannot read the git token file ${tokenFile} (${(e as { code?: string }).code ?? "error"}); check auth.tokenFile in the agent's config`);
+/**
+ * Read the token for HTTPS auth from config auth.tokenFile (trimmed). A missing, unreadable or
+ * empty file is SourceAuthFailed naming the path: an error of this tick, not of the agent (the
+ * next poll reads the file again; processes keep running).
+ */
+export function readToken(tokenFile: string): string {
+  let text: string;
+  try { text = fs.readFileSync(tokenFile, "utf8").trim(); } catch (e) {
+    throw AgentError.terminal("SourceAuthFailed", `cannot read the git token file ${tokenFile} (${(e as { code?: string }).code ?? "error"}); write the token there or fix auth.tokenFile in the agent's config; the agent reads it again at the next poll`);
   }
+  if (!text) {
+    throw AgentError.terminal("SourceAuthFailed", `the git token file ${tokenFile} is empty; write the token there; the agent reads it again at the next poll`);
+  }
+  return text;
 }

@@ -239,7 +239,7 @@ export class Supervisor {
     const files = new Set([...this.units.values(), ...this.others].flatMap((u) => (u.spec ? [u.spec.logFile] : [])));
     for (const f of files) {
       try {
-        if (rotateIfNeeded(f, this.deps.logs)) this.deps.log.debug("log rotated", { file: f });
+        if (rotateIfNeeded(f, this.deps.logs, (msg, fields) => this.deps.log.warn(msg, fields))) this.deps.log.debug("log rotated", { file: f });
       } catch (e) {
         this.deps.log.warn("log rotation failed", { file: f, error: String(e) });
       }

@@ -12,6 +12,7 @@ import type { ProcessRecord } from "../state/store.ts";
 import type { ProcessStatus } from "../status/types.ts";
 import { decideRestart, exitFailed, type BackoffPolicy, type BackoffState, type ExitFacts } from "./backoff.ts";
 import { initialHealth, livenessFailed, recordCheck, upLongEnough, type HealthState } from "./health-policy.ts";
+import { explainUnreachable } from "../host/runtime.ts";
 import { groupMembers, isSameProcess, ownerOf, readStat, signalGroup } from "../host/proc.ts";
 import { probe } from "./probe.ts";
 import { processMarkers } from "./marker.ts";
@@ -91,7 +92,8 @@ export class Unit {
       this.ctx.persist();
       this.watchHealth();
     } catch (e) {
-      const message = `cannot start ${spec.name} (${spec.argv[0]}): ${errorMessage(e)}; check the role's run: line and that the release has the file`;
+      const denied = spec.user && (e as { code?: string }).code === "EACCES" ? explainUnreachable(spec.argv[0]!, spec.user, spec.env.PATH, spec.cwd) : null;
+      const message = `cannot start ${spec.name} (${spec.argv[0]}): ${errorMessage(e)}; ${denied ?? "check the role's run: line and that the release has the file"}`;
       this.ctx.log.error("start failed", { process: spec.name, error: errorMessage(e) });
       this.ctx.emit({ kind: "start-failed", name: spec.name, message, at: now });
       this.afterExit({ startedAt: now, exitedAt: now, code: null, signal: null, requested: false }, "ProcessStartFailed", message);

@@ -1,15 +1,27 @@
 // Shared set-up for end-to-end tests of the compiled binary: a git server holding an ops repo,
 // a state dir, a config, and helpers to run `dist/agent`.
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startGitServer, type GitServer } from "../servers/git.ts";
 import { makeRepo, type TestRepo } from "../fixtures/repo.ts";
 import { startTimeOf } from "../../agent/host/proc.ts";
+import { reachableRuntime } from "../../agent/host/runtime.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const AGENT = join(ROOT, "dist/agent");
-export const BUN = process.execPath;
+/**
+ * The bun that role processes run as the role's user: the test's own, or, when the checkout lives
+ * where that user cannot reach it (root's 0700 home), a link to it in a root-owned 0755 dir.
+ */
+export const BUN = reachableRuntime(process.execPath, runtimeDir());
+
+function runtimeDir(): string {
+  const d = join(tmpdir(), `agent-e2e-runtime-${process.getuid?.() ?? 0}`);
+  mkdirSync(d, { recursive: true, mode: 0o755 });
+  chmodSync(d, 0o755);
+  return d;
+}
 
 /** Build dist/agent when it is missing or older than the source (scripts/test builds it first). */
 export async function ensureBinary(): Promise<void> {

@@ -51,6 +51,17 @@ test("a token protects it: 401 without, refs with", async () => {
   expect(authServer.requests.some((q) => q.status === 401)).toBe(true);
 });
 
+test("the accepted token can change while it runs (token rotation)", async () => {
+  const url = `${authServer.url}/app.git`;
+  const as = (password: string) => git.listServerRefs({ http, url, protocolVersion: 1, onAuth: () => ({ username: "x", password }) });
+  try {
+    authServer.token = "rotated";
+    await expect(as("s3cret")).rejects.toThrow(/401/);
+    expect((await as("rotated")).length).toBeGreaterThan(0);
+  } finally { authServer.token = "s3cret"; }
+  expect((await as("s3cret")).length).toBeGreaterThan(0);
+});
+
 test("faults: down, fixed status, unknown repo", async () => {
   server.faults.down = true;
   expect((await fetch(`${server.url}/app.git/info/refs?service=git-upload-pack`)).status).toBe(503);

@@ -11,6 +11,8 @@ export interface GitServer {
   port: number;
   requests: GitRequest[];
   faults: { down: boolean; status: number | null; delayMs: number };
+  /** The password required (HTTP Basic, any username), or undefined for none; change it at any time to rotate. */
+  token: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -20,6 +22,7 @@ const BACKEND = "/usr/lib/git-core/git-http-backend";
 export async function startGitServer(opts: { root: string; token?: string; port?: number }): Promise<GitServer> {
   const requests: GitRequest[] = [];
   const faults: GitServer["faults"] = { down: false, status: null, delayMs: 0 };
+  const self = { token: opts.token };
   const log = (req: Request, path: string, res: Response, bytesOut: number) => {
     requests.push({ method: req.method, path, status: res.status, bytesOut });
     return res;
@@ -33,7 +36,7 @@ export async function startGitServer(opts: { root: string; token?: string; port?
       if (faults.delayMs > 0) await Bun.sleep(faults.delayMs);
       if (faults.down) return log(req, u.pathname, new Response("down\n", { status: 503, headers: { connection: "close" } }), 5);
       if (faults.status !== null) return log(req, u.pathname, new Response(`status ${faults.status}\n`, { status: faults.status }), 0);
-      if (opts.token !== undefined && !authorized(req.headers.get("authorization"), opts.token)) {
+      if (self.token !== undefined && !authorized(req.headers.get("authorization"), self.token)) {
         return log(req, u.pathname, new Response("authentication required\n", {
           status: 401, headers: { "www-authenticate": 'Basic realm="git"' },
         }), 0);
@@ -63,13 +66,13 @@ export async function startGitServer(opts: { root: string; token?: string; port?
     },
   });
   const port = server.port!;
-  return {
+  return Object.assign(self, {
     url: `http://127.0.0.1:${port}`,
     port,
     requests,
     faults,
     async stop() { await server.stop(true); },
-  };
+  });
 }
 
 function authorized(header: string | null, token: string): boolean {
