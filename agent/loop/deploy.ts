@@ -35,6 +35,9 @@ export async function cutover(p: Ports, to: Side, from: Side | null, signal: Abo
     } catch (e) {
       // Stopped mid-hook: the hook keeps running and the next agent waits for it, then cuts over again.
       if (signal.aborted) throw interrupted(`during the before_cutover hook \`${hook}\``);
+      // The host's fault, not the commit's (the role's user cannot be looked up right now): the
+      // hook never ran; nothing is switched or marked bad, and the next tick tries again.
+      if (e instanceof AgentError && e.reason === "UserUnknown") { p.store.update((s) => { s.deploying = null; }); throw e; }
       // Nothing has been switched yet: the old release never stopped serving.
       return markBad(p, to.commit, null, "HookFailed", `before_cutover hook \`${hook}\` failed: ${errorMessage(e)}`, false);
     }

@@ -1,7 +1,7 @@
 // One supervised process instance: spawn it in its own process group with its log as an O_APPEND
 // fd, notice its exit (our child: onExit; adopted: polling /proc), restart it with backoff, run
 // its health checks, stop its whole group. Decisions come from backoff.ts and health-policy.ts.
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Subprocess } from "bun";
 import type { Clock } from "../core/clock.ts";
@@ -68,7 +68,7 @@ export class Unit {
     let fd: number | undefined;
     try {
       mkdirSync(dirname(spec.logFile), { recursive: true });
-      fd = openSync(spec.logFile, "a", 0o640);
+      fd = openSync(spec.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o640);   // never through a link
       const child = Bun.spawn(spec.argv, {
         cwd: spec.cwd,
         env: { ...spec.env, AGENT_COMMIT: spec.commit, AGENT_RELEASE: spec.releaseDir,

@@ -46,6 +46,9 @@ test("the agent is SIGKILLed while three processes run; the next agent adopts th
 
   const victim = sup.status().find((p) => p.name === "two")!.pid!;
   const gcFile = `${sb.dir}/two.gc`;
+  // The child writes its grandchild's pid once it has forked it, which under load can come after
+  // the stand-in agent said "ready".
+  await until(() => existsSync(gcFile) && readFileSync(gcFile, "utf8").trim() !== "", "two's grandchild pid file");
   const oldGc = Number(readFileSync(gcFile, "utf8"));
   process.kill(victim, "SIGKILL");                                  // not our child: found by polling /proc
   const fresh = await until(() => { const p = sup!.status().find((s) => s.name === "two")!; return p.pid !== victim && p.state === "running" && p.pid; }, "two restarted");
