@@ -20,6 +20,10 @@ const FLUSH = enc.encode("0000");
 /** Wrap `inner`: the first v1 discovery goes to the server; later ones reuse its first line. */
 export function advertCache(inner: HttpClient): AdvertCache {
   let first: string | null = null;   // "<oid> <ref>\0<capabilities>\n", as the server sent it
+  // The server wanted credentials: a discovery without them is answered 401, as the server would,
+  // so isomorphic-git asks onAuth (a fresh token) and sends it with the pack request too.
+  let authed = false;
+  const hasAuth = (req: GitHttpRequest) => Object.keys(req.headers ?? {}).some((k) => k.toLowerCase() === "authorization");
   return {
     forget() { first = null; },
     remembered: () => first !== null,
@@ -29,6 +33,12 @@ export function advertCache(inner: HttpClient): AdvertCache {
         const res = await inner.request(req);
         if (res.statusCode !== 200) first = null;
         return res;
+      }
+      if (first !== null && authed && !hasAuth(req)) {
+        return {
+          url: req.url, method: "GET", statusCode: 401, statusMessage: "Unauthorized",
+          headers: { "www-authenticate": 'Basic realm="git"' }, body: once(new Uint8Array()),
+        };
       }
       if (first !== null) {
         const body = concat([pkt(`# service=${SERVICE}\n`), FLUSH, pkt(first), FLUSH]);
@@ -41,6 +51,7 @@ export function advertCache(inner: HttpClient): AdvertCache {
       if (res.statusCode !== 200 || !res.body) return res;
       const bytes = await collect(res.body);
       first = firstRefLine(bytes);
+      authed = hasAuth(req);
       return { ...res, body: once(bytes) };
     },
   };

@@ -21,9 +21,9 @@ beforeAll(async () => {
 });
 afterAll(async () => { await server.stop(); rmSync(dir, { recursive: true, force: true }); });
 
-function newSource(name: string) {
+function newSource(name: string, over: Partial<ConstructorParameters<typeof Source>[0]> = {}) {
   const log = memoryLogger();
-  const src = new Source({ gitdir: join(dir, name, "repo"), url: `${server.url}/ops.git`, branch: "main", timeoutMs: 10_000, log, allowForcePush: false });
+  const src = new Source({ gitdir: join(dir, name, "repo"), url: `${server.url}/ops.git`, branch: "main", timeoutMs: 10_000, log, allowForcePush: false, ...over });
   return { src, log };
 }
 
@@ -89,4 +89,20 @@ test("a server without protocol v2 still answers the poll; the log says so once"
   expect(back.bytes).toBeLessThan(1000);
   expect(log.lines.filter((l) => l.includes("speaks protocol v2 again")).length).toBe(1);
   expect(v1Warnings(log.lines)).toBe(1);
+});
+
+test("with token auth, fetches after the first still authenticate (the remembered advertisement asks for credentials)", async () => {
+  const authed = await startGitServer({ root: join(dir, "srv"), token: "s3cret" });
+  try {
+    const { src } = newSource("auth", { url: `${authed.url}/ops.git`, auth: { username: "x-access-token", token: "s3cret" } });
+    let tip = (await src.poll(null)).tip;
+    for (let i = 0; i < 2; i++) {
+      const next = await repo.commit({ "auth.txt": `${i}\n` }, `auth ${i}`);
+      const n = authed.requests.length;
+      expect(await src.poll(tip)).toEqual({ tip: next, moved: true });
+      const posts = authed.requests.slice(n).filter((r) => r.method === "POST");
+      expect(posts.map((r) => r.status)).toEqual([200, 200]);   // ls-refs, then the pack: both accepted
+      tip = next;
+    }
+  } finally { await authed.stop(); }
 });
