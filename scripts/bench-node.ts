@@ -58,7 +58,8 @@ export interface Node {
   stop(): Promise<void>;
 }
 
-export async function makeNode(name: string, roleText: string, pollText = "2s"): Promise<Node> {
+export async function makeNode(name: string, roleText: string, pollText = "2s",
+  opts: { agent?: string; env?: Record<string, string> } = {}): Promise<Node> {
   const dir = mkdtempSync(join(tmpdir(), `agent-bench-${name}-`));
   chmodSync(dir, 0o755);                // the role's user must reach the release directories
   const manifest = (c: string) => `commit: ${c}\npoll: ${pollText}\n`;
@@ -81,8 +82,8 @@ export async function makeNode(name: string, roleText: string, pollText = "2s"):
       return { commit, pinnedAt: Date.now() };
     },
     start() {
-      const p = Bun.spawn([AGENT, "run", "--config", config], {
-        env: { ...process.env, NO_COLOR: "1", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" }, stdin: "ignore", stdout: "pipe", stderr: "pipe",
+      const p = Bun.spawn([opts.agent ?? AGENT, "run", "--config", config], {
+        env: { ...process.env, NO_COLOR: "1", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0", ...opts.env }, stdin: "ignore", stdout: "pipe", stderr: "pipe",
       });
       node.proc = p;
       void pump(p.stderr, node.logs);

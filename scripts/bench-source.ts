@@ -1,7 +1,9 @@
 // Benchmark of the source: first release (fetch + checkout), an incremental release (one file
 // changed) and an idle poll, each beside the git CLI doing the same work, on a generated repo of
 // ~2,000 files. Each operation runs in its own child process under /usr/bin/time for peak RSS.
-//   bun scripts/bench-source.ts [--files 2000] [--runs 3]
+// Then the cost of a poll and a fetch against the number of refs the server advertises (pull
+// request refs and tags), beside `git ls-remote` and `git fetch` of the same repository.
+//   bun scripts/bench-source.ts [--files 2000] [--runs 3] [--refs 0,1000,10000]
 import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,8 +28,9 @@ if (process.argv[2] === "child") {
 
 const arg = (n: string, d: number) => { const i = process.argv.indexOf(n); return i > 0 ? Number(process.argv[i + 1]) : d; };
 const FILES = arg("--files", 2000), RUNS = arg("--runs", 3);
+const REFS = (() => { const i = process.argv.indexOf("--refs"); return (i > 0 ? process.argv[i + 1]! : "0,1000,10000").split(",").map(Number); })();
 const { startGitServer } = await import("../test/servers/git.ts");
-const { makeRepo } = await import("../test/fixtures/repo.ts");
+const { makeRepo, addManyRefs } = await import("../test/fixtures/repo.ts");
 
 const dir = mkdtempSync(join(tmpdir(), "bench-source-"));
 try {
@@ -75,6 +78,45 @@ try {
   }
   const startup = await timed([BUN, "-e", "0"]);
   console.log(`\nbun startup alone: ${startup.ms.toFixed(0)} ms, ${startup.rssMB.toFixed(0)} MB`);
+  await refsTable(dir, fmtB);
 } finally {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Bytes and requests per idle poll and per fetch after the tip moved, against the refs the server
+ * advertises, in-process (no start-up). Same run: git ls-remote and git fetch into a clone.
+ */
+async function refsTable(dir: string, fmtB: (b: number) => string) {
+  const { Source } = await import("../agent/source/source.ts");
+  const { createLogger } = await import("../agent/core/log.ts");
+  console.log("\n| refs on the server | agent idle poll: requests, bytes | git ls-remote refs/heads/main | agent first fetch | agent fetch after the tip moved | git fetch after the tip moved |");
+  console.log("|---|---|---|---|---|---|");
+  for (const count of REFS) {
+    const root = join(dir, `refs-${count}`);
+    const repo = await makeRepo(root, "ops", { "manifests/production.yaml": "commit: 0\n", "app/main.ts": "console.log(0)\n" });
+    addManyRefs(repo.bare, count, repo.head);
+    const server = await startGitServer({ root });
+    const url = `${server.url}/ops.git`;
+    const measure = async (fn: () => Promise<unknown>) => {
+      const n = server.requests.length;
+      await fn();
+      const reqs = server.requests.slice(n);
+      return { requests: reqs.length, bytes: reqs.reduce((a, r) => a + r.bytesOut, 0) };
+    };
+    const cmd = async (argv: string[]) => { const p = Bun.spawn(argv, { stdout: "ignore", stderr: "ignore" }); if (await p.exited !== 0) throw new Error(`${argv.join(" ")} failed`); };
+    const src = new Source({ gitdir: join(root, "agent", "repo"), url, branch: "main", timeoutMs: 30_000, log: createLogger("bench", { level: "error" }), allowForcePush: false });
+    const first = await measure(() => src.poll(null));
+    const idle = await measure(() => src.poll(repo.head));
+    const lsRemote = await measure(() => cmd(["git", "ls-remote", url, "refs/heads/main"]));
+    const clone = join(root, "clone.git");
+    await cmd(["git", "clone", "-q", "--bare", url, clone]);
+    const from = repo.head;
+    await repo.commit({ "app/main.ts": "console.log(1)\n" }, "move");
+    const moved = await measure(() => src.poll(from));
+    const gitFetch = await measure(() => cmd(["git", "-C", clone, "fetch", "-q", url, "main"]));
+    await server.stop();
+    const f = (m: { requests: number; bytes: number }) => `${m.requests}, ${fmtB(m.bytes)}`;
+    console.log(`| ${count.toLocaleString("en")} | ${f(idle)} | ${f(lsRemote)} | ${f(first)} | ${f(moved)} | ${f(gitFetch)} |`);
+  }
 }

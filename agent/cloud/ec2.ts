@@ -1,11 +1,10 @@
 // The few EC2 calls the agent makes, behind a small interface, on the real SDK client.
 // Every answer is checked for the fields we use (an empty 200 parses to {}); every failure
 // becomes an AgentError whose reason says what it was and what to do.
-import {
-  EC2Client, AssociateAddressCommand, AttachVolumeCommand, CreateTagsCommand, DescribeAddressesCommand,
-  DescribeTagsCommand, DescribeVolumesCommand, type Filter,
-} from "@aws-sdk/client-ec2";
+import type { EC2Client, Filter } from "@aws-sdk/client-ec2";
+import type * as Ec2Sdk from "@aws-sdk/client-ec2";
 import { AgentError, errorMessage } from "../core/errors.ts";
+import { loadEc2Sdk } from "./sdk.ts";
 
 export interface VolumeAttachmentInfo { instanceId: string; device: string | null; state: string }
 export interface VolumeInfo {
@@ -83,24 +82,28 @@ function need<T>(action: string, value: T | undefined | null, field: string): T 
 const tagMap = (tags: { Key?: string; Value?: string }[] | undefined) =>
   Object.fromEntries((tags ?? []).filter((t) => t.Key).map((t) => [t.Key!, t.Value ?? ""]));
 
-/** An Ec2 on the SDK's EC2Client with the standard retry strategy (maxAttempts, default 4). */
+/**
+ * An Ec2 on the SDK's EC2Client with the standard retry strategy (maxAttempts, default 4). The SDK
+ * is loaded, and the client made, at the first call (cloud/sdk.ts).
+ */
 export function createEc2(opts: Ec2Options): Ec2 {
-  const client = new EC2Client({
+  let made: Promise<{ sdk: typeof Ec2Sdk; client: EC2Client }> | null = null;
+  const sdk = () => made ??= loadEc2Sdk().then((sdk) => ({ sdk, client: new sdk.EC2Client({
     region: opts.region,
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
     ...(opts.credentials ? { credentials: opts.credentials } : {}),
     maxAttempts: opts.maxAttempts ?? 4,
     retryMode: "standard",
-  });
-  const send = async <T>(action: string, run: () => Promise<T>): Promise<T> => {
-    try { return await run(); } catch (e) { throw mapEc2Error(action, e); }
+  }) }));
+  const send = async <T>(action: string, run: (c: EC2Client, sdk: typeof Ec2Sdk) => Promise<T>): Promise<T> => {
+    try { const { client, sdk: m } = await sdk(); return await run(client, m); } catch (e) { throw mapEc2Error(action, e); }
   };
   return {
     async describeInstanceTags(instanceId) {
       const out: Record<string, string> = {};
       let token: string | undefined;
       for (let page = 0; page < 20; page++) {
-        const r = await send("DescribeTags", () => client.send(new DescribeTagsCommand({
+        const r = await send("DescribeTags", (c, m) => c.send(new m.DescribeTagsCommand({
           Filters: [{ Name: "resource-id", Values: [instanceId] }], NextToken: token,
         })));
         need("DescribeTags", r.Tags, "Tags");
@@ -111,13 +114,13 @@ export function createEc2(opts: Ec2Options): Ec2 {
       return out;
     },
     async createTags(resourceId, tags) {
-      await send("CreateTags", () => client.send(new CreateTagsCommand({
+      await send("CreateTags", (c, m) => c.send(new m.CreateTagsCommand({
         Resources: [resourceId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
       })));
     },
     async describeAddresses(allocationIds) {
       if (allocationIds.length === 0) return [];
-      const r = await send("DescribeAddresses", () => client.send(new DescribeAddressesCommand({ AllocationIds: allocationIds })));
+      const r = await send("DescribeAddresses", (c, m) => c.send(new m.DescribeAddressesCommand({ AllocationIds: allocationIds })));
       return need("DescribeAddresses", r.Addresses, "Addresses").map((a) => ({
         allocationId: need("DescribeAddresses", a.AllocationId, "AllocationId"),
         publicIp: need("DescribeAddresses", a.PublicIp, "PublicIp"),
@@ -126,7 +129,7 @@ export function createEc2(opts: Ec2Options): Ec2 {
       }));
     },
     async associateAddress(allocationId, instanceId) {
-      const r = await send("AssociateAddress", () => client.send(new AssociateAddressCommand({
+      const r = await send("AssociateAddress", (c, m) => c.send(new m.AssociateAddressCommand({
         AllocationId: allocationId, InstanceId: instanceId, AllowReassociation: false,
       })));
       return { associationId: need("AssociateAddress", r.AssociationId, "AssociationId") };
@@ -139,7 +142,7 @@ export function createEc2(opts: Ec2Options): Ec2 {
       const out: VolumeInfo[] = [];
       let token: string | undefined;
       for (let page = 0; page < 20; page++) {
-        const r = await send("DescribeVolumes", () => client.send(new DescribeVolumesCommand({
+        const r = await send("DescribeVolumes", (c, m) => c.send(new m.DescribeVolumesCommand({
           VolumeIds: ids, Filters: filters, NextToken: ids ? undefined : token,
         })));
         for (const v of need("DescribeVolumes", r.Volumes, "Volumes")) {
@@ -161,7 +164,7 @@ export function createEc2(opts: Ec2Options): Ec2 {
       return out;
     },
     async attachVolume(volumeId, instanceId, device) {
-      const r = await send("AttachVolume", () => client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })));
+      const r = await send("AttachVolume", (c, m) => c.send(new m.AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })));
       return { state: need("AttachVolume", r.State, "State") };
     },
   };

@@ -1,8 +1,9 @@
 // IMDSv2 through the AWS SDK's MetadataService: token first, never IMDSv1, always a timeout.
 // Answers text, or null for a 404 (a tag or a path that is not there); everything else that
 // fails is AgentError "ImdsUnavailable" (transient).
-import { MetadataService } from "@aws-sdk/ec2-metadata-service";
+import type { MetadataService } from "@aws-sdk/ec2-metadata-service";
 import { AgentError, errorMessage } from "../core/errors.ts";
+import { loadImdsSdk } from "./sdk.ts";
 
 export interface Imds {
   /** GET a metadata path such as "latest/meta-data/instance-id" (no leading slash). null on 404. */
@@ -18,9 +19,12 @@ export interface ImdsOptions {
   backoffSeconds?: number;
 }
 
-/** An IMDSv2 client. Read-only; each request fetches its own token (the SDK does not cache them). */
+/**
+ * An IMDSv2 client. Read-only; each request fetches its own token (the SDK does not cache them).
+ * The SDK is loaded at the first request (cloud/sdk.ts).
+ */
 export function createImds(opts: ImdsOptions): Imds {
-  const make = () => new MetadataService({
+  const make = async (): Promise<MetadataService> => new (await loadImdsSdk()).MetadataService({
     endpoint: opts.endpoint,
     ec2MetadataV1Disabled: true,
     // The SDK's default is no timeout at all: an IMDS that never answers would hang the tick.
@@ -28,17 +32,17 @@ export function createImds(opts: ImdsOptions): Imds {
     retries: opts.retries ?? 1,
     backoff: opts.backoffSeconds ?? 0.2,
   });
-  let md = make();
+  let md: Promise<MetadataService> | null = null;
   return {
     async get(path) {
       const clean = path.replace(/^\/+/, ""); // the SDK joins endpoint path + path: "/x" would become "//x"
       try {
-        return await md.request(clean, {});
+        return await (await (md ??= make())).request(clean, {});
       } catch (e) {
         if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return null;
         // A refused token PUT switches the SDK's instance to "no token" for good, which with
         // IMDSv1 disabled fails every later request: start over with a fresh one.
-        md = make();
+        md = null;
         throw new AgentError("ImdsUnavailable",
           `instance metadata at ${opts.endpoint} did not answer ${clean}: ${errorMessage(e)}; ` +
           `check that IMDS is enabled with HttpTokens=required and a hop limit that reaches the agent`, { kind: "transient" }, { cause: e });

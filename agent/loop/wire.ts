@@ -19,6 +19,7 @@ import { createImds } from "../cloud/imds.ts";
 import { createEc2 } from "../cloud/ec2.ts";
 import { resolveIdentity } from "../cloud/identity.ts";
 import { createCloudMemory, type CloudContext } from "../cloud/context.ts";
+import { onSdkLoad } from "../cloud/sdk.ts";
 import type { Ec2 } from "../cloud/ec2.ts";
 import { desiredVolumes, volumeResource } from "../converge/volume.ts";
 import { addressResource } from "../converge/address.ts";
@@ -42,6 +43,8 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
   // The SDK's default credential chain reads instance-role keys from IMDS: the same one we use.
   if (config.imds.endpoint) process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = config.imds.endpoint;
   const ec2For = (region: string) => createEc2({ region, endpoint: config.aws.endpoint });
+  // The SDK clients load at their first call: say when, and what that cost in memory.
+  onSdkLoad((name, rssAddedMB) => log.child("cloud").info("loaded an AWS SDK client", { package: name, rssAddedMB }));
 
   const identity: IdentityPort = typeof config.identity === "object"
     ? { resolve: async () => ({ identity: { ...(config.identity as Exclude<Config["identity"], "imds">) } }) }

@@ -12,6 +12,7 @@ import type { Layout } from "../state/layout.ts";
 import { isUsable, markRelease, newRelease, readRelease, writeRelease } from "../state/releases.ts";
 import { redact, sourceError } from "./errors.ts";
 import { timedHttp, type CountingHttp } from "./http.ts";
+import { advertCache, type AdvertCache } from "./advert.ts";
 import { DEFAULT_HYGIENE, needsRebuild, readStoreStats, recoverStore, storeUsage, swapStore, writeStoreStats, type HygienePolicy } from "./store.ts";
 
 export interface SourceOptions {
@@ -35,25 +36,29 @@ const TIP_REF = "refs/heads/agent-tip";
 
 export class Source {
   readonly http: CountingHttp;
+  /** What fetches talk through: the v1 ref advertisement is asked for once, then remembered. */
+  private readonly fetchHttp: AdvertCache;
+  /** The protocol the server last answered the poll with (null: not asked yet). */
+  private protocol: 1 | 2 | null = null;
   private opened = false;
   private readonly tokens = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: SourceOptions) {
     this.http = timedHttp(o.timeoutMs);
+    this.fetchHttp = advertCache(this.http);
   }
 
   /**
-   * Ask the server for the branch tip: one GET of the ref advertisement. When it moved, fetch it
-   * (only new objects) and refuse a tip that does not descend from `lastTip` (ForcePushRefused)
-   * unless allowForcePush. Read-only for the server; idempotent.
+   * Ask the server for the branch tip: protocol v2 `ls-refs` for refs/heads/<branch> only (two
+   * small requests, whatever else the repository holds), v1's whole advertisement from a server
+   * without v2. When it moved, fetch it (only new objects) and refuse a tip that does not descend
+   * from `lastTip` (ForcePushRefused) unless allowForcePush. Read-only for the server; idempotent.
    */
   poll(lastTip: string | null): Promise<{ tip: string; moved: boolean }> {
     return this.serial(async () => {
-      const refs = await this.call("looking at the branch tip", () =>
-        git.listServerRefs({ http: this.http, url: this.o.url, protocolVersion: 1, onAuth: this.onAuth() }));
       const ref = `refs/heads/${this.o.branch}`;
-      const tip = refs.find((r) => r.ref === ref)?.oid;
+      const tip = await this.call("looking at the branch tip", () => this.listTip(ref));
       if (!tip) {
         throw AgentError.terminal("SourceNotFound", `branch ${this.o.branch} does not exist in ${this.safeUrl()}; check branch in the agent's config`);
       }
@@ -95,7 +100,7 @@ export class Source {
       if (!(await this.has(commit))) {
         this.o.log.info("fetching pinned commit", { commit });
         await this.call(`fetching commit ${commit.slice(0, 12)}`, () =>
-          git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+          git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
       }
       try {
         const c = await git.readCommit({ fs, gitdir: this.o.gitdir, oid: commit });
@@ -175,7 +180,7 @@ export class Source {
       await this.init(fresh);
       for (const c of [...new Set([tip, ...keep])]) {
         await this.call("rebuilding the object store", () =>
-          git.fetch({ fs, http: this.http, gitdir: fresh, remote: "origin", ref: c, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+          git.fetch({ fs, http: this.fetchHttp, gitdir: fresh, remote: "origin", ref: c, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
       }
       await git.writeRef({ fs, gitdir: fresh, ref: TIP_REF, value: tip, force: true });
       writeStoreStats(fresh, { baselineBytes: storeUsage(fresh).bytes, at: Date.now() });
@@ -188,20 +193,44 @@ export class Source {
 
   // ---- internals ----
 
+  /**
+   * The oid of `ref` on the server. The first answer to a v2 request is the server's capability
+   * advertisement; listServerRefs reads it and, from a server that does not speak v2, falls back
+   * to v1 without a word. A v2 listing always goes on to POST `ls-refs`, a v1 one never does: that
+   * is how we know which protocol answered, and say so once when it is v1 (every poll then costs
+   * the whole advertisement).
+   */
+  private async listTip(ref: string): Promise<string | undefined> {
+    let posted = false;
+    const http = { request: (req: Parameters<CountingHttp["request"]>[0]) => { if (req.method === "POST") posted = true; return this.http.request(req); } };
+    const before = this.http.bytesIn();
+    const refs = await git.listServerRefs({ http, url: this.o.url, protocolVersion: 2, prefix: ref, onAuth: this.onAuth() });
+    const spoke = posted ? 2 : 1;
+    if (spoke === 1 && this.protocol !== 1) {
+      this.o.log.warn("the git server does not speak protocol v2: every poll downloads its whole ref advertisement; enable protocol v2 on the server (git 2.18 or later, with the Git-Protocol header passed through)",
+        { bytes: this.http.bytesIn() - before });
+    } else if (spoke === 2 && this.protocol === 1) {
+      this.o.log.info("the git server speaks protocol v2 again: polls ask for the branch only");
+    }
+    this.protocol = spoke;
+    return refs.find((r) => r.ref === ref)?.oid;
+  }
+
   private async fetchTip(tip: string): Promise<void> {
     if (await this.has(tip)) return;
     const local = await this.localTip();
     const started = this.http.bytesIn();
     if (local) {
       await this.call("fetching the branch tip", () =>
-        git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: "agent-tip", remoteRef: tip, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+        git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: "agent-tip", remoteRef: tip, singleBranch: true, tags: false, onAuth: this.onAuth() }));
     }
     if (!(await this.has(tip))) {
       await this.call("fetching the branch tip", () =>
-        git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: tip, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+        git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: tip, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
       if (!readStoreStats(this.o.gitdir)) writeStoreStats(this.o.gitdir, { baselineBytes: storeUsage(this.o.gitdir).bytes, at: Date.now() });
     }
     if (!(await this.has(tip))) {
+      this.fetchHttp.forget();
       throw new AgentError("SourceFailed", `the server advertised ${tip.slice(0, 12)} but did not send it; the agent retries`);
     }
     this.o.log.info("fetched tip", { tip, incremental: !!local, bytes: this.http.bytesIn() - started });
@@ -261,7 +290,10 @@ export class Source {
   }
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try { return await fn(); } catch (e) { throw sourceError(e, what, this.o.url, this.secrets()); }
+    try { return await fn(); } catch (e) {
+      this.fetchHttp.forget();   // a failure may mean the server changed: the next fetch asks it again
+      throw sourceError(e, what, this.o.url, this.secrets());
+    }
   }
 
   /** Credentials for the next request; reads the token file now (SourceAuthFailed when it cannot). */

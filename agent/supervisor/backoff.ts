@@ -5,13 +5,18 @@
 export type RestartPolicy = "always" | "on-failure" | "never";
 
 export interface BackoffPolicy {
-  baseMs: number;          // delay after the first quick exit
+  /** Delay after the first quick exit of a series (default: baseMs); like systemd's 100 ms. */
+  firstMs?: number;
+  baseMs: number;          // delay after the second quick exit; it doubles from there
   capMs: number;           // the delay never grows past this
   resetAfterMs: number;    // a run at least this long is "stable": the count starts again
   crashLoopAfter: number;  // this many quick exits in a row => ProcessCrashLooping
 }
 
-export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, capMs: 60_000, resetAfterMs: 30_000, crashLoopAfter: 3 };
+// A process that crashes once is back within 100 ms of its exit (systemd: RestartSec=100ms): 50 ms
+// of delay leaves room for the spawn and two state.json writes. One that keeps
+// crashing waits 1 s, 2 s, 4 s ... so a crash loop costs the node little.
+export const DEFAULT_BACKOFF: BackoffPolicy = { firstMs: 50, baseMs: 1000, capMs: 60_000, resetAfterMs: 30_000, crashLoopAfter: 3 };
 
 /** Consecutive quick exits so far; 0 after a stable run. */
 export interface BackoffState {
@@ -49,9 +54,9 @@ export function wantsRestart(policy: RestartPolicy, exit: ExitFacts): boolean {
 }
 
 /**
- * Decide what follows an exit. A run shorter than resetAfterMs is a quick exit and doubles the
- * delay (base, 2*base, 4*base ... capped); a stable run resets the count first, so the next
- * delay is base again. Deterministic: no clock and no randomness inside.
+ * Decide what follows an exit. A run shorter than resetAfterMs is a quick exit and lengthens the
+ * delay (first, base, 2*base, 4*base ... capped); a stable run resets the count first, so the
+ * next delay is `first` again. Deterministic: no clock and no randomness inside.
  */
 export function decideRestart(bp: BackoffPolicy, state: BackoffState, policy: RestartPolicy, exit: ExitFacts): RestartDecision {
   const ranMs = Math.max(0, exit.exitedAt - exit.startedAt);
@@ -67,9 +72,13 @@ export function decideRestart(bp: BackoffPolicy, state: BackoffState, policy: Re
   };
 }
 
-/** The delay before start number n (n >= 1) of a series of quick exits. */
+/** The delay before start number n (n >= 1) of a series of quick exits: first, then base doubling. */
 export function backoffDelay(bp: BackoffPolicy, n: number): number {
   if (n <= 0) return 0;
+  if (bp.firstMs !== undefined) {
+    if (n === 1) return Math.min(bp.capMs, bp.firstMs);
+    n--;
+  }
   const exp = Math.min(n - 1, 40); // 2^40 * base overflows any sane cap already
   return Math.min(bp.capMs, bp.baseMs * 2 ** exp);
 }

@@ -66,6 +66,9 @@ describe("agent once with identity: imds", () => {
     const writes = ec2.calls.filter((c) => c.action === "CreateTags");
     expect(writes.length).toBe(1);
     expect(writes[0]!.accessKeyId).toBe(IMDS_TEST_CREDENTIALS.accessKeyId);
+    // the SDK clients were loaded on demand, inside the compiled binary, and the log says so once each
+    const loads = r.stderr.split("\n").filter((l) => l.includes("loaded an AWS SDK client"));
+    expect(loads.map((l) => JSON.parse(l).package).sort()).toEqual(["@aws-sdk/client-ec2", "@aws-sdk/ec2-metadata-service"]);
   });
 
   rt("a second run with nothing changed makes no EC2 call at all", async () => {

@@ -1,5 +1,6 @@
 // A smart-HTTP git server for tests and the demo: a Bun.serve CGI bridge in front of the real
-// `git http-backend`, with fault injection (down, fixed status, delay) and a request log.
+// `git http-backend`, with fault injection (down, fixed status, delay, no Git-Protocol) and a
+// request log.
 // Listens on 127.0.0.1 only. Run standalone: `bun test/servers/git.ts --port 0 --root DIR`.
 import { serveFromCli } from "./cli.ts";
 
@@ -10,7 +11,8 @@ export interface GitServer {
   url: string;
   port: number;
   requests: GitRequest[];
-  faults: { down: boolean; status: number | null; delayMs: number };
+  /** stripGitProtocol: drop the Git-Protocol header, as a proxy or an old server does (v1 only). */
+  faults: { down: boolean; status: number | null; delayMs: number; stripGitProtocol: boolean };
   /** The password required (HTTP Basic, any username), or undefined for none; change it at any time to rotate. */
   token: string | undefined;
   stop(): Promise<void>;
@@ -21,7 +23,7 @@ const BACKEND = "/usr/lib/git-core/git-http-backend";
 /** Start the server; `token` set => HTTP Basic auth with that password (any username), else 401. */
 export async function startGitServer(opts: { root: string; token?: string; port?: number }): Promise<GitServer> {
   const requests: GitRequest[] = [];
-  const faults: GitServer["faults"] = { down: false, status: null, delayMs: 0 };
+  const faults: GitServer["faults"] = { down: false, status: null, delayMs: 0, stripGitProtocol: false };
   const self = { token: opts.token };
   const log = (req: Request, path: string, res: Response, bytesOut: number) => {
     requests.push({ method: req.method, path, status: res.status, bytesOut });
@@ -56,7 +58,7 @@ export async function startGitServer(opts: { root: string; token?: string; port?
         HOME: opts.root,
       };
       const gp = req.headers.get("git-protocol");
-      if (gp) env.GIT_PROTOCOL = gp;
+      if (gp && !faults.stripGitProtocol) env.GIT_PROTOCOL = gp;
       const enc = req.headers.get("content-encoding");
       if (enc) env.HTTP_CONTENT_ENCODING = enc;
       const p = Bun.spawn([BACKEND], { env, stdin: body, stdout: "pipe", stderr: "pipe" });

@@ -1,11 +1,23 @@
 // Restart decisions as tables: no processes, no timers, times given explicitly.
 import { describe, expect, test } from "bun:test";
-import { backoffDelay, decideRestart, wantsRestart, type BackoffPolicy, type BackoffState, type ExitFacts } from "../../agent/supervisor/backoff.ts";
+import { DEFAULT_BACKOFF, backoffDelay, decideRestart, wantsRestart, type BackoffPolicy, type BackoffState, type ExitFacts } from "../../agent/supervisor/backoff.ts";
 import { ManualClock } from "../../agent/core/clock.ts";
 
 const bp: BackoffPolicy = { baseMs: 1000, capMs: 60_000, resetAfterMs: 30_000, crashLoopAfter: 3 };
 const exit = (ranMs: number, code: number | null = 1, extra: Partial<ExitFacts> = {}): ExitFacts =>
   ({ startedAt: 1_000_000, exitedAt: 1_000_000 + ranMs, code, signal: null, requested: false, ...extra });
+
+describe("the default backoff", () => {
+  test.each([
+    [1, 50], [2, 1000], [3, 2000], [4, 4000], [5, 8000], [7, 32_000], [8, 60_000], [500, 60_000],
+  ])("start %d of a series waits %dms: the first within 100 ms of the exit (50 ms + the spawn), then doubling from 1 s", (n, ms) =>
+    expect(backoffDelay(DEFAULT_BACKOFF, n)).toBe(ms));
+  test("a crash after a stable run is restarted within 100 ms again", () => {
+    const d = decideRestart(DEFAULT_BACKOFF, { quickExits: 6 }, "always", exit(DEFAULT_BACKOFF.resetAfterMs));
+    expect(d.delayMs).toBe(50);
+    expect(decideRestart(DEFAULT_BACKOFF, d.state, "always", exit(50)).delayMs).toBe(1000);
+  });
+});
 
 describe("backoffDelay", () => {
   test.each([
