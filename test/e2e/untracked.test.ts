@@ -107,12 +107,12 @@ describe("processes started just before the agent died, never recorded", () => {
     expect(recorded("web").commit).toBe(v2);
   }, 60_000);
 
-  test("killed right after starting a setup step, before its group was recorded: the next agent kills that step, then runs it again", async () => {
+  test("killed right after starting a setup step, before its group was recorded: the next agent finds it by its spawn id, waits out its timeout, kills it, then runs it again", async () => {
     const m = join(k.dir, "markers");
     mkdirSync(m, { recursive: true, mode: 0o777 }); chmodSync(m, 0o777);
     const pidFile = join(m, "step-pid"), ran = join(m, "step-ran");
     const v3 = await k.release({ VERSION: "v3\n", "roles/web.yaml": role() +
-      `setup:\n  - run: /bin/sh -c "if [ -e ${ran} ]; then exit 0; fi; touch ${ran}; echo $$ > ${pidFile}; sleep 300; true"\n` }, "v3 with a setup step that hangs once");
+      `setup:\n  - run: /bin/sh -c "if [ -e ${ran} ]; then exit 0; fi; touch ${ran}; echo $$ > ${pidFile}; sleep 300; true"\n    timeout: 5s\n` }, "v3 with a setup step that hangs once");
     const died = await once("step");
     expect(died.code).toBe(137);
     stepGroup = await until("the setup step running", () => { try { return Number(readFileSync(pidFile, "utf8").trim()) || null; } catch { return null; } });
