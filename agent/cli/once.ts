@@ -5,7 +5,7 @@ import { layout } from "../state/layout.ts";
 import { newMemory, tick } from "../loop/tick.ts";
 import { wire } from "../loop/wire.ts";
 import { reapOrphans } from "../state/releases.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfig, loadTrust } from "./config.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 
 const help = `Usage: agent once [--config FILE] [--json]
@@ -44,7 +44,7 @@ export const once: Command = {
       }
     }
     const log = createLogger("agent");
-    const w = wire(config, log);
+    const w = wire(config, log, { trust: await loadTrust(config) });
     w.supervisor.adopt();
     reapOrphans(w.ports.layout);                   // setup steps or hooks a killed agent left behind
     const r = await tick(w.ports, newMemory(), { mode: "once" });

@@ -13,6 +13,7 @@ import { VERSION } from "../core/version.ts";
 import { confirm, cutover, deployError, rollback, type DeployOutcome, type Side } from "./deploy.ts";
 import type { Identity, Ports } from "./ports.ts";
 import { tagState, writeTags } from "./tags.ts";
+import { verifyRelease, verifyTip } from "./verify.ts";
 
 /** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
 export interface Memory {
@@ -72,6 +73,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     try {
       const { tip } = await p.source.poll(st.lastTip);
       status.desired.tip = tip;
+      await verifyTip(p, tip, { identity, notices: status.notices, dryRun: opts.dryRun });   // trust: before anything is read from it
       if (!mem.manifest || mem.manifest.tip !== tip) {
         const parsed = await p.source.readManifest(tip, env);
         if (parsed.ok) {
@@ -110,6 +112,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     const current = p.releases.current();
     let role: Role, desiredOk = true;
     try {
+      await verifyRelease(p, want.commit);   // trust: require tip+release
       status.desired.subject = await subjectOf(p, mem, want.commit);
       role = await roleAt(p, mem, want.commit, roleName);
     } catch (e) {

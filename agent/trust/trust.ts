@@ -22,6 +22,10 @@ export interface CommitCheck { facts: CommitFacts; check: SignatureCheck; verdic
 
 export class Trust {
   private readonly cache = new Map<string, CommitCheck>();
+  /** The tip this agent last accepted (in memory: a restart checks it once more). */
+  acceptedTip: string | null = null;
+  /** Releases accepted, as "<commit>@<accepted tip>". */
+  readonly acceptedReleases = new Set<string>();
 
   private constructor(
     readonly config: TrustConfig,

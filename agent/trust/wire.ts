@@ -1,6 +1,6 @@
 // The SSH wire format (RFC 4251 §5) for keys and signatures: strings, mpints, and public keys
 // turned into the platform's KeyObjects. Reads only; every malformed input is a thrown TrustInputError.
-import { createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, type JsonWebKeyInput, type KeyObject } from "node:crypto";
 
 /** Input that is not what it claims to be (truncated, wrong type, bad encoding). */
 export class TrustInputError extends Error {}
@@ -65,7 +65,7 @@ export interface SshPublicKey {
 export function parsePublicKey(blob: Uint8Array): SshPublicKey {
   const r = new Reader(blob);
   const type = r.text();
-  let jwk: JsonWebKey;
+  let jwk: JsonWebKeyInput["key"];
   if (type === "ssh-ed25519") {
     const k = r.string();
     if (k.length !== 32) throw new TrustInputError("an ed25519 key must be 32 bytes");
