@@ -97,11 +97,20 @@ function gitdirOf(dir: string): string {
   throw new UsageError(`${dir} is not a git checkout or repository: pass --repo DIR`);
 }
 
+/** A full or short commit id, a ref (HEAD, main, refs/...), optionally with ~N / ^ (first parents). */
 async function resolve(gitdir: string, ref: string): Promise<string> {
   try {
-    if (/^[0-9a-f]{40}$/.test(ref)) return ref;
-    if (/^[0-9a-f]{4,39}$/.test(ref)) return await git.expandOid({ fs, gitdir, oid: ref });
-    return await git.resolveRef({ fs, gitdir, ref });
+    const m = /^(.+?)((?:[~^]\d*)*)$/.exec(ref)!;
+    const base = m[1]!;
+    let oid = /^[0-9a-f]{40}$/.test(base) ? base
+      : /^[0-9a-f]{4,39}$/.test(base) ? await git.expandOid({ fs, gitdir, oid: base })
+        : await git.resolveRef({ fs, gitdir, ref: base });
+    for (const step of m[2]!.match(/[~^]\d*/g) ?? []) {
+      const n = step[0] === "~" ? Number(step.slice(1) || 1) : 1;
+      for (let i = 0; i < n; i++) oid = (await git.readCommit({ fs, gitdir, oid })).commit.parent[0]!;
+      if (!oid) throw new Error("no parent");
+    }
+    return oid;
   } catch {
     throw AgentError.terminal("CommitNotFound", `${ref} is not a commit in ${gitdir}; pass a full commit id, a branch or HEAD`);
   }

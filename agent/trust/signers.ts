@@ -1,5 +1,6 @@
 // git's allowed_signers format (ssh-keygen(1), ALLOWED SIGNERS) and the revoked-keys list, parsed
 // into data with a `file:line` for every entry and every problem. Pure apart from decoding keys.
+import { closest } from "../manifest/suggest.ts";
 import { KEY_TYPES, TrustInputError, fingerprintOf, parseKeyText } from "./wire.ts";
 
 export interface AllowedSigner {
@@ -100,7 +101,7 @@ function parseSignerLine(line: string, source: string): AllowedSigner {
     const name = (eq === -1 ? opt : opt.slice(0, eq)).toLowerCase();
     const value = eq === -1 ? null : unquote(opt.slice(eq + 1));
     if (!OPTIONS.includes(name)) {
-      const near = OPTIONS.find((o) => o.startsWith(name.slice(0, 4)));
+      const near = closest(name, OPTIONS);
       throw new TrustInputError(`unknown option "${name}"${near ? ` (did you mean ${near}?)` : ""}; options are ${OPTIONS.join(", ")}`);
     }
     if (name === "cert-authority") { s.certAuthority = true; continue; }
