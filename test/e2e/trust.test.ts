@@ -3,7 +3,7 @@
 // to an older signed tip, checks the pinned commit with tip+release, takes new signers from the
 // repository only through a commit a trusted key signed, and refuses a typo in allowed_signers.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { HAVE_GPG, HAVE_SSH_KEYGEN, signWith, signerLine, sshKey, type SshKey } from "../fixtures/signing.ts";
 import { alive, makeKit, type Kit } from "./kit.ts";
@@ -94,6 +94,23 @@ describe("a node with trust:", () => {
     expect(state().lastTip).toBe(v3tip);
     await k.repo.forcePush(v3tip);
     expect((await k.agent(["once"])).code).toBe(0);
+  });
+
+  t("a node whose store lost the last tip still refuses a rewritten branch (no \"this once\")", async () => {
+    rmSync(join(k.state, "repo"), { recursive: true, force: true });
+    await k.repo.git("checkout", "--quiet", "--orphan", "rewritten");
+    await k.repo.git("commit", "--quiet", "-m", "rewritten history");   // signed by ops: only the floor can refuse it
+    await k.repo.git("push", "--quiet", "--force", "origin", "HEAD:refs/heads/main");
+    const r = await k.agent(["once"]);
+    await k.repo.git("checkout", "--quiet", "main");
+    expect(r.code).not.toBe(0);
+    // (the pinned release, gone from the server with the old history, cannot be fetched either: that is the error)
+    expect(k.status().notices.join("\n")).toContain(`ForcePushRefused: the tip of main moved to`);
+    expect(k.status().current.commit).toBe(v3);
+    expect(state().lastTip).toBe(v3tip);
+    await k.repo.forcePush(v3tip);
+    expect((await k.agent(["once"])).code).toBe(0);
+    expect(state().lastTip).toBe(v3tip);
   });
 
   t("agent verify on the node says who signed the tip and that it would be accepted", async () => {
