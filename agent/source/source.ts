@@ -30,8 +30,6 @@ export interface SourceOptions {
 
 /** The local ref that marks the last fetched tip: incremental fetches send it as their `have`. */
 const TIP_REF = "refs/heads/agent-tip";
-/** The local ref a descent check fetches against (the accepted tip it must descend from). */
-const FLOOR_REF = "refs/heads/agent-floor";
 
 export class Source {
   readonly http: CountingHttp;
@@ -220,12 +218,20 @@ export class Source {
     if (!(await this.has(ancestor))) await this.fetchCommit(ancestor);
     if (!(await this.has(ancestor))) return false;     // the server does not have it (rewritten away)
     if (await this.descends(oid, ancestor)) return true;
-    // The store may be shallow between them: fetch `oid` with `ancestor` as the only `have`, so
-    // the server sends every commit in between, then walk again.
-    await git.writeRef({ fs, gitdir: this.o.gitdir, ref: FLOOR_REF, value: ancestor, force: true });
-    await this.call("fetching the history since the last accepted tip", () =>
-      git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: "agent-floor", remoteRef: oid, singleBranch: true, tags: false, onAuth: this.onAuth() }));
-    return this.descends(oid, ancestor);
+    // The store is shallow between them: deepen the history of `oid` step by step (only new
+    // commits come each time) until the walk reaches `ancestor` or the limit.
+    for (const depth of [100, 1_000, 9_000]) {
+      await this.call("fetching the history since the last accepted tip", () =>
+        git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: oid, depth, relative: true, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+      if (await this.descends(oid, ancestor)) return true;
+      if (!(await this.shallow())) return false;     // the whole history is here: it does not descend
+    }
+    return false;
+  }
+
+  /** Is the store still shallow (history cut off somewhere)? */
+  private async shallow(): Promise<boolean> {
+    try { return fs.readFileSync(join(this.o.gitdir, "shallow"), "utf8").trim().length > 0; } catch { return false; }
   }
 
   private async fetchTip(tip: string): Promise<void> {
