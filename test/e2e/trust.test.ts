@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { appendFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { HAVE_GPG, HAVE_SSH_KEYGEN, signWith, signerLine, sshKey, type SshKey } from "../fixtures/signing.ts";
+import { HAVE_GPG, HAVE_SSH_KEYGEN, gpgKey, signWith, signerLine, sshKey, type SshKey } from "../fixtures/signing.ts";
 import { alive, makeKit, type Kit } from "./kit.ts";
 
 const t = HAVE_SSH_KEYGEN && HAVE_GPG ? test : test.skip;
@@ -130,6 +130,19 @@ describe("a node with trust:", () => {
     expect(r.stdout).toContain(`signed by key ssh-ed25519 ${mallory.fingerprint}, which is not in ${signers}`);
     const ok = await k.agent(["verify", "HEAD~1", "--repo", k.repo.work, "--allowed-signers", signers]);
     expect(ok.code).toBe(0);
+    await k.repo.git("reset", "--quiet", "--hard", "HEAD~1");
+  });
+
+  t("agent verify checks OpenPGP signatures in the compiled binary (openpgp is bundled)", async () => {
+    const pgp = await gpgKey(k.dir, "pgp");
+    await signWith(k.repo, pgp);
+    await k.repo.git("commit", "--quiet", "--allow-empty", "-m", "by gpg");
+    const r = await k.agent(["verify", "HEAD", "--repo", k.repo.work, "--openpgp-key", pgp.path, "--json"]);
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toMatchObject({ accepted: true, format: "openpgp", key: pgp.fingerprint, signer: "pgp <pgp@example.com>" });
+    const ssh = await k.agent(["verify", "HEAD", "--repo", k.repo.work, "--allowed-signers", signers]);
+    expect(ssh.code).toBe(1);
+    expect(ssh.stdout).toContain("this node trusts only SSH keys");
     await k.repo.git("reset", "--quiet", "--hard", "HEAD~1");
   });
 
