@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { AgentError } from "../core/errors.ts";
 import { formatProblem, parseConfig } from "../manifest/parse.ts";
 import type { Config } from "../manifest/schema.ts";
+import { Trust } from "../trust/trust.ts";
 
 export const DEFAULT_CONFIG = "/etc/agent/agent.yaml";
 
@@ -22,4 +23,9 @@ export function loadConfig(flag?: string): Config & { path: string } {
     throw AgentError.terminal("ConfigInvalid", `invalid config:\n${parsed.problems.map(formatProblem).join("\n")}`);
   }
   return { ...parsed.value, path };
+}
+
+/** The node's trusted keys when the config has `trust:`; a typo refuses the start (file:line). */
+export async function loadTrust(config: Config): Promise<Trust | null> {
+  return config.trust ? Trust.load(config.trust) : null;
 }

@@ -13,5 +13,6 @@ import { rollback } from "./rollback.ts";
 import { logs } from "./logs.ts";
 import { history } from "./history.ts";
 import { version } from "./version.ts";
+import { verify } from "./verify.ts";
 
-export const COMMANDS: Command[] = [run, once, status, plan, validate, schema, sync, pause, resume, rollback, logs, history, version];
+export const COMMANDS: Command[] = [run, once, status, plan, validate, schema, sync, pause, resume, rollback, logs, history, verify, version];

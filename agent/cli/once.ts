@@ -3,7 +3,7 @@ import { newMemory, tick } from "../loop/tick.ts";
 import { wire } from "../loop/wire.ts";
 import { reapOrphans } from "../state/releases.ts";
 import { migrateLayout } from "../state/migrate.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfig, loadTrust } from "./config.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 import { holdStateDir } from "./lock.ts";
 
@@ -38,7 +38,7 @@ export const once: Command = {
     // One agent at a time per node, before anything is adopted or reaped.
     if (!holdStateDir("once", config.stateDir)) return EXIT.busy;
     const log = createLogger("agent");
-    const w = wire(config, log);
+    const w = wire(config, log, { trust: await loadTrust(config) });
     w.supervisor.adopt();
     migrateLayout(w.ports.layout);                 // records an agent before meta/ kept in the trees
     await reapOrphans(w.ports.layout);             // waits for setup steps or hooks a stopped agent left running

@@ -5,7 +5,7 @@ import { planReport, type PlanReport } from "../loop/report.ts";
 import { newMemory, tick } from "../loop/tick.ts";
 import { wire } from "../loop/wire.ts";
 import { layout } from "../state/layout.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfig, loadTrust } from "./config.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 import { holdStateDir } from "./lock.ts";
 
@@ -66,7 +66,7 @@ async function fromDaemon(socket: string): Promise<PlanReport | null> {
 }
 
 async function locally(config: ReturnType<typeof loadConfig>): Promise<PlanReport> {
-  const w = wire(config, createLogger("agent", { level: "warn" }));
+  const w = wire(config, createLogger("agent", { level: "warn" }), { trust: await loadTrust(config) });
   try {
     return planReport(await tick(w.ports, newMemory(), { mode: "once", dryRun: true }));
   } finally {

@@ -8,7 +8,7 @@ import { migrateLayout } from "../state/migrate.ts";
 import { createAgentMetrics } from "../metrics/agent.ts";
 import { startMetricsServer } from "../metrics/server.ts";
 import { VERSION } from "../core/version.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfig, loadTrust } from "./config.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 import { holdStateDir } from "./lock.ts";
 
@@ -46,7 +46,8 @@ export const run: Command = {
     if (!holdStateDir("run", config.stateDir)) return EXIT.busy;
     const log = createLogger("agent");
     const metrics = createAgentMetrics({ version: VERSION });
-    const w = wire(config, log, { onProcessEvent: (e) => { if (e.kind === "start" && restarted.delete(e.name)) metrics.processRestarts.inc({ process: e.name }); if (e.kind === "exit" && !e.requested) restarted.add(e.name); } });
+    const trust = await loadTrust(config);
+    const w = wire(config, log, { trust, onProcessEvent: (e) => { if (e.kind === "start" && restarted.delete(e.name)) metrics.processRestarts.inc({ process: e.name }); if (e.kind === "exit" && !e.requested) restarted.add(e.name); } });
     const restarted = new Set<string>();
     const daemon = createDaemon(w.ports, {
       goodReleases: w.goodReleases,

@@ -27,6 +27,8 @@ export interface Ec2 {
   /** By ids, by tags, or every volume attached to one instance (filter attachment.instance-id). */
   describeVolumes(query: { ids: string[] } | { tags: Record<string, string> } | { attachedTo: string }): Promise<VolumeInfo[]>;
   attachVolume(volumeId: string, instanceId: string, device: string): Promise<{ state: string }>;
+  /** Running instances with every tag of `tags` and a tag `withKey`: one filtered DescribeInstances. */
+  describeTagged(tags: Record<string, string>, withKey: string): Promise<{ instanceId: string; tags: Record<string, string> }[]>;
 }
 
 export interface Ec2Options {
@@ -166,6 +168,23 @@ export function createEc2(opts: Ec2Options): Ec2 {
     async attachVolume(volumeId, instanceId, device) {
       const r = await send("AttachVolume", (c, m) => c.send(new m.AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })));
       return { state: need("AttachVolume", r.State, "State") };
+    },
+    async describeTagged(tags, withKey) {
+      const Filters: Filter[] = [
+        ...Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
+        { Name: "tag-key", Values: [withKey] }, { Name: "instance-state-name", Values: ["running"] },
+      ];
+      const out: { instanceId: string; tags: Record<string, string> }[] = [];
+      let token: string | undefined;
+      for (let page = 0; page < 20; page++) {
+        const r = await send("DescribeInstances", (c, m) => c.send(new m.DescribeInstancesCommand({ Filters, NextToken: token })));
+        for (const res of need("DescribeInstances", r.Reservations, "Reservations")) {
+          for (const i of res.Instances ?? []) out.push({ instanceId: need("DescribeInstances", i.InstanceId, "InstanceId"), tags: tagMap(i.Tags) });
+        }
+        token = r.NextToken;
+        if (!token) break;
+      }
+      return out;
     },
   };
 }

@@ -13,3 +13,13 @@ export async function syncTags(ec2: Ec2, instanceId: string, want: Record<string
   await ec2.createTags(instanceId, changed);
   return { ...lastWritten, ...changed };
 }
+
+/** The tag with the newest verified tip a node converged on (trust:): the floor of new nodes. */
+export const TIP_TAG = "agent:tip";
+
+/** agent:tip of the other running instances with `tags` (one filtered DescribeInstances). */
+export async function peerTips(ec2: Ec2, tags: Record<string, string>, self: string): Promise<{ instanceId: string; tip: string }[]> {
+  const found = await ec2.describeTagged(tags, TIP_TAG);
+  return found.filter((i) => i.instanceId !== self && /^[0-9a-f]{40}$/.test(i.tags[TIP_TAG] ?? ""))
+    .map((i) => ({ instanceId: i.instanceId, tip: i.tags[TIP_TAG]! }));
+}

@@ -9,6 +9,7 @@ import type { ActionBase } from "../plan/types.ts";
 import type { Layout } from "../state/layout.ts";
 import type { CachedIdentity, StateStore } from "../state/store.ts";
 import type { ProcessStatus, ResourceStatus } from "../status/types.ts";
+import type { Trust } from "../trust/trust.ts";
 
 export interface Identity {
   instanceId: string;
@@ -30,6 +31,12 @@ export interface SourcePort {
   /** Make sure the commit is in the store (fetch if needed); throws CommitNotFound. */
   ensureCommit(commit: string): Promise<{ subject: string }>;
   readRole(commit: string, role: string): Promise<Role>;
+  /** The raw commit object, for signature checks (trust:). */
+  commitObject?(commit: string): Promise<Uint8Array>;
+  /** A file's text at a commit in the store, or null (trust/allowed_signers). */
+  readFile?(commit: string, path: string): Promise<string | null>;
+  /** Does `oid` descend from `ancestor`? Fetches the history between them when needed. */
+  descendsFrom?(oid: string, ancestor: string): Promise<boolean>;
   /** Keep the object store bounded (rebuild it when it grew too much); `keep` must stay fetchable. */
   maintain?(tip: string, keep: string[]): Promise<unknown>;
 }
@@ -82,6 +89,8 @@ export interface CloudPort {
   address(role: Role, manifest: Manifest, identity: Identity): ResourcePort | null;
   /** Write agent:* tags when they changed; returns what was written. */
   syncTags(identity: Identity, want: Record<string, string>, last: Record<string, string>): Promise<Record<string, string>>;
+  /** The agent:tip of the other running instances of this environment (trust: the floor of a new node). */
+  peerTips?(identity: Identity): Promise<{ instanceId: string; tip: string }[]>;
 }
 
 export interface Ports {
@@ -95,4 +104,6 @@ export interface Ports {
   releases: ReleasesPort;
   processes: ProcessesPort;
   cloud: CloudPort | null;
+  /** trust: set: the node's trusted keys (agent/trust/); absent or null: commits are not checked. */
+  trust?: Trust | null;
 }

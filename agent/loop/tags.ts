@@ -1,5 +1,5 @@
 // The agent:* tags a node writes on its own instance, so a person (and later, rollout pacing)
-// can see the fleet with one describe-instances. Written at the end of a tick, only on change.
+// can see the fleet with one describe-instances; with trust:, agent:tip too. Written at the end of a tick, only on change.
 import { toAgentError, type AgentError } from "../core/errors.ts";
 import type { Status } from "../status/types.ts";
 import type { Ports } from "./ports.ts";
@@ -21,6 +21,8 @@ export async function writeTags(p: Ports, status: Status, state: TagState): Prom
     "agent:commit": status.current.commit ?? "none",
     "agent:state": state,
     ...(bad ? { "agent:failed": bad } : {}),
+    // trust: the replay floor for new nodes; only a converged node vouches for its (verified) tip.
+    ...(p.trust && state === "converged" && status.desired.tip ? { "agent:tip": status.desired.tip } : {}),
   };
   const last = p.store.get().tags;
   if (Object.entries(want).every(([k, v]) => last[k] === v)) return;

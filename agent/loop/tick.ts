@@ -14,6 +14,7 @@ import { VERSION } from "../core/version.ts";
 import { confirm, cutover, deployError, rollback, type DeployOutcome, type Side } from "./deploy.ts";
 import type { Identity, Ports } from "./ports.ts";
 import { tagState, writeTags } from "./tags.ts";
+import { verifyRelease, verifyTip } from "./verify.ts";
 
 /** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
 export interface Memory {
@@ -138,6 +139,7 @@ async function readSource(t: TickContext): Promise<void> {
   try {
     const { tip } = await p.source.poll(lastTip);
     status.desired.tip = tip;
+    await verifyTip(p, tip, { identity: t.identity, notices: status.notices, dryRun: opts.dryRun });   // trust: before anything is read from it
     if (!mem.manifest || mem.manifest.tip !== tip) {
       const parsed = await p.source.readManifest(tip, env);
       if (parsed.ok) {
@@ -179,6 +181,7 @@ async function choose(t: TickContext): Promise<void> {
   t.current = p.releases.current();
   t.desiredOk = true;
   try {
+    await verifyRelease(p, t.want.commit);   // trust: require tip+release
     status.desired.subject = await subjectOf(p, mem, t.want.commit);
     t.role = await roleAt(p, mem, t.want.commit, t.roleName);
   } catch (e) {

@@ -23,7 +23,8 @@ import { onSdkLoad } from "../cloud/sdk.ts";
 import type { Ec2 } from "../cloud/ec2.ts";
 import { desiredVolumes, volumeResource } from "../converge/volume.ts";
 import { addressResource } from "../converge/address.ts";
-import { syncTags } from "../converge/tags.ts";
+import { peerTips, syncTags } from "../converge/tags.ts";
+import type { Trust } from "../trust/trust.ts";
 import { ProcessesAdapter } from "./processes.ts";
 import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, ResourcePort } from "./ports.ts";
 
@@ -33,7 +34,7 @@ export interface Wired {
   goodReleases(): string[];
 }
 
-export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProcessEvent?: (e: SupervisorEvent) => void } = {}): Wired {
+export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProcessEvent?: (e: SupervisorEvent) => void; trust?: Trust | null } = {}): Wired {
   const clock = opts.clock ?? systemClock;
   const L = layout(config.stateDir);
   for (const d of [L.root, L.releases, L.shared, L.logs]) mkdirSync(d, { recursive: true, mode: 0o755 });
@@ -60,7 +61,7 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
   const source = new Source({
     gitdir: L.repo, url: config.repo, branch: config.branch, timeoutMs: 30_000, log: log.child("source"),
     auth: config.auth?.tokenFile ? { username: config.auth.username ?? "x-access-token", tokenFile: config.auth.tokenFile } : null,
-    allowForcePush: config.allowForcePush,
+    allowForcePush: config.allowForcePush, requireDescent: !!config.trust,
   });
 
   const supervisor = new Supervisor({ clock, log: log.child("supervisor"), store, logs: { maxBytes: 50 * 1024 * 1024, keep: 5 }, onEvent: opts.onProcessEvent,
@@ -108,9 +109,12 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     },
     // Tags need the instance's own EC2 identity: with a static identity (off EC2) there is none.
     syncTags: (id, want, last) => typeof config.identity === "object" ? Promise.resolve(last) : syncTags(ec2Of(id.region), id.instanceId, want, last),
+    // Off EC2 (a static identity) a node has no peers to ask.
+    peerTips: (id) => typeof config.identity === "object" || !id.environment ? Promise.resolve([])
+      : peerTips(ec2Of(id.region), { [config.tags.environment]: id.environment }, id.instanceId),
   };
 
-  const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud };
+  const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud, trust: opts.trust ?? null };
   return {
     ports, supervisor,
     goodReleases: () => listReleases(L).filter((r) => r.state === "good" || r.state === "active").map((r) => r.commit),

@@ -155,6 +155,14 @@ export const StaticIdentity = z.strictObject({
   zone: z.string().prefault("local-1a"),
 });
 
+export const Trust = z.strictObject({
+  allowedSigners: AbsPath.optional().meta({ description: "git's allowed_signers file (SSH keys): the node's root of trust." }),
+  openpgpKeys: z.array(AbsPath).prefault([]).meta({ description: "Armored OpenPGP public keys whose signatures are trusted." }),
+  revokedKeys: AbsPath.optional().meta({ description: "Keys never trusted again, one per line: an SSH public key, SHA256:… or an OpenPGP fingerprint." }),
+  require: z.enum(["tip", "tip+release"]).prefault("tip").meta({ description: "tip: the branch tip must be signed; tip+release: the pinned commit too." }),
+}).refine((t) => t.allowedSigners || t.openpgpKeys.length > 0, { message: "needs allowedSigners or openpgpKeys: without a trusted key every commit would be refused" })
+  .meta({ description: "Verify signed commits before reading them; with it the node never moves back to an older tip." });
+
 export const Config = z.strictObject({
   repo: z.string().regex(/^https?:\/\//, { message: "must be a smart HTTP(S) URL (http:// or https://)" }),
   branch: z.string().min(1).prefault("main"),
@@ -169,6 +177,9 @@ export const Config = z.strictObject({
   devices: z.strictObject({ byIdDir: AbsPath.prefault("/dev/disk/by-id") }).prefault({ byIdDir: "/dev/disk/by-id" }),
   control: z.strictObject({ metrics: z.string().nullable().prefault("127.0.0.1:9464") }).prefault({ metrics: "127.0.0.1:9464" }),
   allowForcePush: z.boolean().prefault(false),
+  trust: Trust.optional(),
+}).refine((c) => !(c.trust && c.allowForcePush), {
+  path: ["allowForcePush"], message: "cannot be true with trust: (a verified node never moves to a tip that does not descend from the last one); remove it, and roll back with a new signed commit",
 }).meta({ title: "agent settings", description: "/etc/agent/agent.yaml: the node's own settings." });
 
 export type Manifest = z.output<typeof Manifest>;
@@ -180,6 +191,7 @@ export type SetupStep = z.output<typeof SetupStep>;
 export type Volume = z.output<typeof Volume>;
 export type Config = z.output<typeof Config>;
 export type StaticIdentity = z.output<typeof StaticIdentity>;
+export type TrustConfig = z.output<typeof Trust>;
 
 export const SCHEMAS = { manifest: Manifest, role: Role, config: Config } as const;
 export type FileKind = keyof typeof SCHEMAS;

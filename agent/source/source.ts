@@ -28,6 +28,8 @@ export interface SourceOptions {
   timeoutMs: number;
   log: Logger;
   allowForcePush: boolean;
+  /** trust: set: a tip whose descent from the last tip cannot be checked is refused, never let through. */
+  requireDescent?: boolean;
   hygiene?: HygienePolicy;
 }
 
@@ -65,6 +67,16 @@ export class Source {
       if (tip === lastTip && (await this.has(tip))) return { tip, moved: false };
       this.o.log.info("tip moved", { tip, from: lastTip });
       const judge = !!lastTip && lastTip !== tip && !this.o.allowForcePush;
+      if (judge && this.o.requireDescent) {
+        // With trust: the floor never gives way. Fetch what the check needs; refuse when it cannot be made.
+        await this.fetchTip(tip);
+        if (!(await this.descendsFetching(tip, lastTip!))) {
+          throw AgentError.terminal("ForcePushRefused",
+            `the tip of ${this.o.branch} moved to ${tip.slice(0, 12)}, which does not descend from ${lastTip!.slice(0, 12)}, the last tip this node accepted (history was rewritten, or an old branch was pushed back); with trust: the node never moves back: push a new signed commit on top of ${lastTip!.slice(0, 12)} (a rollback is a revert)`);
+        }
+        await git.writeRef({ fs, gitdir: this.o.gitdir, ref: TIP_REF, value: tip, force: true });
+        return { tip, moved: true };
+      }
       const canJudge = judge && (await this.has(lastTip!));
       if (judge && !canJudge) this.o.log.warn("last tip not in the object store; cannot check for a force-push this once", { lastTip });
       await this.fetchTip(tip);
@@ -191,6 +203,28 @@ export class Source {
     });
   }
 
+  /** The raw commit object (no "commit <size>" header): what a signature covers. Fetches it when missing. */
+  commitObject(commit: string): Promise<Uint8Array> {
+    return this.serial(async () => {
+      if (!(await this.has(commit))) await this.fetchCommit(commit);
+      const { object } = await git.readObject({ fs, gitdir: this.o.gitdir, oid: commit, format: "content" });
+      return object as Uint8Array;
+    });
+  }
+
+  /** A file's text at `commit` (which must be in the store), or null when it is absent. Read-only. */
+  readFile(commit: string, filepath: string): Promise<string | null> {
+    return this.serial(() => this.readText(commit, filepath));
+  }
+
+  /**
+   * Does `oid` descend from `ancestor`? Fetches `ancestor` and the history between them when the
+   * (shallow) store lacks it; false also when the server does not have `ancestor`.
+   */
+  descendsFrom(oid: string, ancestor: string): Promise<boolean> {
+    return this.serial(() => this.descendsFetching(oid, ancestor));
+  }
+
   // ---- internals ----
 
   /**
@@ -214,6 +248,32 @@ export class Source {
     }
     this.protocol = spoke;
     return refs.find((r) => r.ref === ref)?.oid;
+  }
+
+  private async fetchCommit(commit: string): Promise<void> {
+    await this.call(`fetching commit ${commit.slice(0, 12)}`, () =>
+      git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+  }
+
+  private async descendsFetching(oid: string, ancestor: string): Promise<boolean> {
+    if (oid === ancestor) return true;
+    if (!(await this.has(ancestor))) await this.fetchCommit(ancestor);
+    if (!(await this.has(ancestor))) return false;     // the server does not have it (rewritten away)
+    if (await this.descends(oid, ancestor)) return true;
+    // The store is shallow between them: deepen the history of `oid` step by step (only new
+    // commits come each time) until the walk reaches `ancestor` or the limit.
+    for (const depth of [100, 1_000, 9_000]) {
+      await this.call("fetching the history since the last accepted tip", () =>
+        git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: oid, depth, relative: true, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+      if (await this.descends(oid, ancestor)) return true;
+      if (!(await this.shallow())) return false;     // the whole history is here: it does not descend
+    }
+    return false;
+  }
+
+  /** Is the store still shallow (history cut off somewhere)? */
+  private async shallow(): Promise<boolean> {
+    try { return fs.readFileSync(join(this.o.gitdir, "shallow"), "utf8").trim().length > 0; } catch { return false; }
   }
 
   private async fetchTip(tip: string): Promise<void> {

@@ -46,6 +46,8 @@ export interface AgentState {
   paused: boolean;
   /** The last manifest that parsed, so an agent restarted while the source is down keeps converging. */
   manifest: { tip: string; environment: string; value: Manifest } | null;
+  /** trust: the last tip this node verified, and the commit whose trust/allowed_signers counted for it. */
+  trusted?: { tip: string; signersFrom: string | null } | null;
   /**
    * A cutover under way: `current` may already point at `commit`; confirmed or rolled back on the
    * next tick. `failures` counts the attempts to confirm it that failed (an interrupted one does

@@ -100,3 +100,22 @@ describe("scripts/bootstrap", () => {
     expect(help.out).toContain("Usage: bootstrap --repo URL");
   });
 });
+
+test("bootstrap writes the trusted keys and trust: (file or text), and the agent loads them", async () => {
+  const root3 = join(dir, "root-trust");
+  const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOZ1Gv1EZ8PCpI0mHbYQ/ezc0z8nzYq2kOQ5VZ3pG+P4";
+  const revoked = join(dir, "revoked");
+  writeFileSync(revoked, `SHA256:${"A".repeat(43)}\n`);
+  const r = bootstrap(["--root", root3, "--repo", "https://git.example.com/acme/ops.git", "--binary", fakeBinary,
+    "--allowed-signers", `ops@example.com namespaces="git" ${key}`, "--revoked-keys", revoked, "--trust-require", "tip+release"]);
+  expect(r.err).toBe("");
+  expect(r.code).toBe(0);
+  expect(readFileSync(join(root3, "etc/agent/allowed_signers"), "utf8")).toBe(`ops@example.com namespaces="git" ${key}\n`);
+  expect(readFileSync(join(root3, "etc/agent/revoked_keys"), "utf8")).toBe(readFileSync(revoked, "utf8"));
+  const parsed = parseConfig(readFileSync(join(root3, "etc/agent/agent.yaml"), "utf8"), "agent.yaml");
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+  expect(parsed.value.trust).toEqual({ allowedSigners: "/etc/agent/allowed_signers", openpgpKeys: [], revokedKeys: "/etc/agent/revoked_keys", require: "tip+release" });
+  const { Trust } = await import("../../agent/trust/trust.ts");
+  await Trust.load({ ...parsed.value.trust!, allowedSigners: join(root3, "etc/agent/allowed_signers"), revokedKeys: join(root3, "etc/agent/revoked_keys") });
+  expect(bootstrap(["--root", root3, "--repo", "https://x/ops.git", "--binary", fakeBinary, "--trust-require", "all"]).err).toContain("--trust-require must be tip or tip+release");
+});

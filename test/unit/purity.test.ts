@@ -1,10 +1,12 @@
-// plan/ and manifest/ stay pure: no I/O imports, no clock, no randomness.
+// plan/, manifest/ and the trust verdict stay pure: no I/O imports, no clock, no randomness.
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "../../agent");
 const PURE = ["plan", "manifest"];
+/** Pure planners inside folders that also hold effects. */
+const PURE_FILES = ["trust/verdict.ts", "trust/floor.ts"];
 const FORBIDDEN_IMPORT = /^(node:|bun|fs$|child_process|net$|http|os$|path$)|\/(cloud|host|supervisor|source|converge|state|loop|cli)\//;
 const FORBIDDEN_CALL = /\b(Date\.now|Math\.random|new Date\(\)|process\.(env|argv|cwd)|Bun\.)/;
 
@@ -31,6 +33,13 @@ describe("pure core", () => {
         expect(src.split("\n").filter((l) => FORBIDDEN_CALL.test(l) && !l.trim().startsWith("//"))).toEqual([]);
       });
     }
+  }
+  for (const f of PURE_FILES) {
+    test(`${f} imports and calls nothing impure`, () => {
+      const src = readFileSync(join(ROOT, f), "utf8");
+      expect(imports(src).filter((i) => FORBIDDEN_IMPORT.test(i) || !/^\.\/(verdict|signers|floor)\.ts$/.test(i))).toEqual([]);
+      expect(src.split("\n").filter((l) => FORBIDDEN_CALL.test(l) && !l.trim().startsWith("//"))).toEqual([]);
+    });
   }
   test("the scanner catches an impure import", () => {
     expect(imports(`import fs from "node:fs";\nimport { x } from "../host/exec.ts";`).filter((i) => FORBIDDEN_IMPORT.test(i)))

@@ -418,3 +418,28 @@ test("a new release whose role adds a volume not ready yet: the running release'
   expect(w.current).toBe(A);
   expect(w.running.get("web")?.commit).toBe(A);
 });
+
+test("trust: a refused tip is never read, lastTip stays at the accepted one, the release keeps running", async () => {
+  const { Trust } = await import("../../agent/trust/trust.ts");
+  const { writeFileSync } = await import("node:fs");
+  const w = new World(), p = ports(w, dir);
+  const mem = newMemory();
+  expect((await tick(p, mem, { mode: "once" })).converged).toBe(true);
+  const accepted = w.tip;
+  writeFileSync(join(dir, "allowed_signers"), "ops@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOZ1Gv1EZ8PCpI0mHbYQ/ezc0z8nzYq2kOQ5VZ3pG+P4\n");
+  p.trust = await Trust.load({ allowedSigners: join(dir, "allowed_signers"), openpgpKeys: [], require: "tip" });
+  const read: string[] = [];
+  const unsigned = (c: string) => new TextEncoder().encode(`tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\ncommitter C <c@x> 1 +0000\n\nmove ${c.slice(0, 4)}\n`);
+  Object.assign(p.source, {
+    commitObject: async (c: string) => unsigned(c), readFile: async () => null, descendsFrom: async () => true,
+    readManifest: async (tip: string) => { read.push(tip); return { ok: true, value: Manifest.parse({ commit: B }), file: "manifests/staging.yaml" }; },
+  });
+  w.tip = "2".repeat(40);
+  const r = await tick(p, mem, { mode: "once" });
+  expect(r.error?.reason).toBe("CommitUntrusted");
+  expect(r.error?.message).toStartWith(`refusing tip 222222222222 ("move 2222"): nobody signed it`);
+  expect(read).toEqual([]);                                    // its manifest was never read
+  expect(p.store.get().lastTip).toBe(accepted);               // the floor did not move
+  expect(w.current).toBe(A);
+  expect(w.running.get("web")?.commit).toBe(A);
+});
