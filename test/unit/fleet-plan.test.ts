@@ -164,25 +164,24 @@ describe("planFleet: reads over time (the reader's memory)", () => {
 });
 
 describe("planFleet: nodes that come and go", () => {
+  /** An id that ranks first for C among IDS and itself: a late node that lands in wave 0. */
+  const late = (() => { for (let i = 0; ; i++) { const c = `i-0late${i}`; if (rankOrder(C, [...IDS, c])[0] === c) return c; } })();
+  const ids = [...IDS, late];
   test("a node launched mid-rollout starts on the commit its converged peers run", () => {
-    const ids = [...IDS, "i-0new"];
-    const p = planFleet(input("i-0new", fleet({ [r[0]!]: { ...onC }, "i-0new": { commit: "none", state: "deploying" } }, ids), { current: null }));
-    if (p.decision.kind !== "move" || p.decision.reason !== "Launch") {
-      // it ranks first for C in this view and may take C at once only when no one is on C yet
-      throw new Error(`expected a Launch on the old commit, got ${JSON.stringify(p.decision)}`);
-    }
-    expect(p.decision.commit).toBe(OLD);
+    const view = fleet({ [r[0]!]: onC, [late]: { commit: "none", state: "deploying" } }, ids);
+    expect(planFleet(input(late, view, { current: null })).decision).toEqual({ kind: "move", commit: OLD, reason: "Launch" });
+    // on a fleet where no one has converged on anything yet, a new node simply waits its turn
+    const fresh = fleet(Object.fromEntries(ids.map((id) => [id, { commit: "none", state: "deploying" }])), ids);
+    expect(planFleet(input(r[5]!, fresh, { current: null })).decision.kind).toBe("wait");
   });
-  test("a launched node then takes part like the others, even when it ranks in wave 0 after the canary moved", () => {
-    const ids = [...IDS, "i-0new"];
-    const order = rankOrder(C, ids);
-    const late = order[0] === "i-0new" ? "i-0new" : order[0]!;
-    const view = (t: number) => fleet({ [r[0]!]: onC, ...(t >= T0 + 3 * M ? { [r[1]!]: onC, [r[2]!]: onC } : {}) }, ids);
-    // while wave 1 is not yet full, the late node is held by the quota, never halts the others
-    const mid = readAt(late, [T0, T0 + 2 * M + S], view);
-    expect(["move", "wait"]).toContain(mid.decision.kind);
-    const end = readAt(order[8]!, [T0, T0 + 3 * M, T0 + 5 * M + S], view);
-    expect(end.decision).toMatchObject({ kind: "move", commit: C });
+  test("a launched node that ranks in wave 0 after the canary moved takes part in the next wave, not as a second canary", () => {
+    const view = () => fleet({ [r[0]!]: onC }, ids);
+    expect(readAt(late, [T0], view).decision).toMatchObject({ kind: "wait", reason: "WaveFull" });
+    expect(readAt(late, [T0, T0 + 2 * M], view).decision).toMatchObject({ kind: "move", commit: C, reason: "Wave" });
+    // while it waited for room it was not due: it halts no one; once due, it has the deadline like anyone
+    const last = rankOrder(C, ids)[8]!;
+    expect(readAt(last, [T0, T0 + M], view).decision).toMatchObject({ kind: "wait" });
+    expect(readAt(last, [T0, T0 + 2 * M, T0 + 17 * M], view).decision).toMatchObject({ kind: "halted", reason: "PeerStuck" });
   });
   test("two nodes with different views never both become canary", () => {
     // X is new: A's read does not show it yet; X's read shows A already deploying.

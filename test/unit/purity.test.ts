@@ -1,10 +1,10 @@
-// plan/ and manifest/ stay pure: no I/O imports, no clock, no randomness.
+// plan/, manifest/ and fleet/ stay pure: no I/O imports, no clock, no randomness.
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "../../agent");
-const PURE = ["plan", "manifest"];
+const PURE = ["plan", "manifest", "fleet"];
 const FORBIDDEN_IMPORT = /^(node:|bun|fs$|child_process|net$|http|os$|path$)|\/(cloud|host|supervisor|source|converge|state|loop|cli)\//;
 const FORBIDDEN_CALL = /\b(Date\.now|Math\.random|new Date\(\)|process\.(env|argv|cwd)|Bun\.)/;
 
