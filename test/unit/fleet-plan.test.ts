@@ -105,7 +105,7 @@ describe("planFleet: one read", () => {
     });
   }
   test("legacy peers are named", () => {
-    expect(planFleet(input(r[0]!, fleet({ [r[6]!]: { version: null } }))).legacy).toEqual([r[6]]);
+    expect(planFleet(input(r[0]!, fleet({ [r[6]!]: { version: null } }))).legacy).toEqual([r[6]!]);
   });
 });
 
