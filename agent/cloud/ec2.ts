@@ -3,7 +3,7 @@
 // becomes an AgentError whose reason says what it was and what to do.
 import {
   EC2Client, AssociateAddressCommand, AttachVolumeCommand, CreateTagsCommand, DescribeAddressesCommand,
-  DescribeTagsCommand, DescribeVolumesCommand, type Filter,
+  DescribeTagsCommand, DescribeVolumesCommand, DescribeInstancesCommand, type Filter, type Reservation,
 } from "@aws-sdk/client-ec2";
 import { AgentError, errorMessage } from "../core/errors.ts";
 
@@ -15,6 +15,8 @@ export interface VolumeInfo {
   tags: Record<string, string>;
   attachments: VolumeAttachmentInfo[];
 }
+/** An instance of the environment as a peer: EC2's state and launch time, its role tag and its agent:* tags. */
+export interface PeerInfo { id: string; state: string; launchedAt: number | null; role: string | null; tags: Record<string, string> }
 export interface AddressInfo { allocationId: string; publicIp: string; instanceId: string | null; associationId: string | null }
 
 export interface Ec2 {
@@ -28,6 +30,12 @@ export interface Ec2 {
   /** By ids, by tags, or every volume attached to one instance (filter attachment.instance-id). */
   describeVolumes(query: { ids: string[] } | { tags: Record<string, string> } | { attachedTo: string }): Promise<VolumeInfo[]>;
   attachVolume(volumeId: string, instanceId: string, device: string): Promise<{ state: string }>;
+  /**
+   * The pending and running instances whose tag env.key is env.value, every page of one filtered
+   * DescribeInstances (1000 a page), no retry: RequestLimitExceeded is an Ec2Throttled AgentError
+   * to retry after `retryAfterMs` (the caller spaces its reads, docs/fleet.md). Read-only.
+   */
+  describePeers(env: { key: string; value: string }, roleKey: string, retryAfterMs?: number): Promise<PeerInfo[]>;
 }
 
 export interface Ec2Options {
@@ -83,6 +91,25 @@ function need<T>(action: string, value: T | undefined | null, field: string): T 
 const tagMap = (tags: { Key?: string; Value?: string }[] | undefined) =>
   Object.fromEntries((tags ?? []).filter((t) => t.Key).map((t) => [t.Key!, t.Value ?? ""]));
 
+/** Peers from DescribeInstances reservations, every field the planner uses checked. Exported for tests. */
+export function parsePeers(reservations: Reservation[] | undefined, roleKey: string): PeerInfo[] {
+  const out: PeerInfo[] = [];
+  for (const r of need("DescribeInstances", reservations, "Reservations")) {
+    for (const i of need("DescribeInstances", r.Instances, "Reservations.Instances")) {
+      const tags = tagMap(i.Tags);
+      const launched = i.LaunchTime instanceof Date ? i.LaunchTime.getTime() : NaN;
+      out.push({
+        id: need("DescribeInstances", i.InstanceId, "InstanceId"),
+        state: need("DescribeInstances", i.State?.Name, "State.Name"),
+        launchedAt: Number.isFinite(launched) ? launched : null,
+        role: tags[roleKey] ?? null,
+        tags: Object.fromEntries(Object.entries(tags).filter(([k]) => k.startsWith("agent:"))),
+      });
+    }
+  }
+  return out;
+}
+
 /** An Ec2 on the SDK's EC2Client with the standard retry strategy (maxAttempts, default 4). */
 export function createEc2(opts: Ec2Options): Ec2 {
   const client = new EC2Client({
@@ -95,6 +122,12 @@ export function createEc2(opts: Ec2Options): Ec2 {
   const send = async <T>(action: string, run: () => Promise<T>): Promise<T> => {
     try { return await run(); } catch (e) { throw mapEc2Error(action, e); }
   };
+  // Peers are read without the SDK's retries: a throttled read waits for the caller's next turn
+  // instead of spending more of the account's Describe bucket.
+  let once: EC2Client | null = null;
+  const onceClient = () => once ??= new EC2Client({
+    region: opts.region, ...(opts.endpoint ? { endpoint: opts.endpoint } : {}), ...(opts.credentials ? { credentials: opts.credentials } : {}), maxAttempts: 1,
+  });
   return {
     async describeInstanceTags(instanceId) {
       const out: Record<string, string> = {};
@@ -163,6 +196,24 @@ export function createEc2(opts: Ec2Options): Ec2 {
     async attachVolume(volumeId, instanceId, device) {
       const r = await send("AttachVolume", () => client.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })));
       return { state: need("AttachVolume", r.State, "State") };
+    },
+    async describePeers(env, roleKey, retryAfterMs = 30_000) {
+      const out: PeerInfo[] = [];
+      let token: string | undefined;
+      for (let page = 0; ; page++) {
+        if (page === 100) throw new AgentError("Ec2BadAnswer", "EC2 DescribeInstances gave more than 100 pages of peers; retrying on the next tick");
+        const r = await send("DescribeInstances", () => onceClient().send(new DescribeInstancesCommand({
+          Filters: [{ Name: `tag:${env.key}`, Values: [env.value] }, { Name: "instance-state-name", Values: ["pending", "running"] }],
+          MaxResults: 1000, NextToken: token,
+        }))).catch((e: AgentError) => {
+          throw e.reason === "Ec2Throttled"
+            ? new AgentError("Ec2Throttled", `EC2 DescribeInstances (peers) was throttled (RequestLimitExceeded); reading again in ${Math.round(retryAfterMs / 1000)} s`, { kind: "after", ms: retryAfterMs }, { cause: e.cause })
+            : e;
+        });
+        out.push(...parsePeers(r.Reservations, roleKey));
+        token = r.NextToken;
+        if (!token) return out;
+      }
     },
   };
 }

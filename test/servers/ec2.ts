@@ -32,6 +32,8 @@ export interface Ec2Faults {
   fail5xx: number;
   /** An attachment stays "attaching" this long before it becomes "attached". */
   attachDelayMs: number;
+  /** The next N requests answer 200 with an empty <XResponse> (the SDK then parses {}). */
+  empty200?: number;
 }
 export interface Ec2Call {
   action: string;
@@ -171,6 +173,7 @@ async function handle(ctx: Ec2Context, buckets: Buckets, req: Request): Promise<
   const f = ctx.server.faults;
   if (f.throttle > 0) { f.throttle--; return answer(503, errorXml("RequestLimitExceeded", "Request limit exceeded.")); }
   if (f.fail5xx > 0) { f.fail5xx--; return answer(500, errorXml("InternalError", "An internal error has occurred.")); }
+  if (f.empty200) { f.empty200--; return answer(200, successXml(action || "Unknown", {})); }
   const bucket = bucketOf(action);
   if (bucket && !buckets.take(bucket, ctx.server.limits[bucket])) return answer(503, errorXml("RequestLimitExceeded", "Request limit exceeded."));
   try {
