@@ -21,7 +21,7 @@ export function planFleet(input: FleetInput): FleetPlan {
   const { self, pinned: C, now, rollout } = input;
   const live = input.peers.filter((p) => LIVE.has(p.state) || p.id === self);
   if (!live.some((p) => p.id === self)) live.push({ id: self, state: "running", launchedAt: null, tags: {} });
-  const order = rankOrder(C, live.map((p) => p.id));
+  const order = input.order && input.order.length === live.length ? [...input.order] : rankOrder(C, live.map((p) => p.id));
   const sizes = waveSizes(rollout.waves, order.length);
   const rankOf = new Map(order.map((id, i) => [id, i]));
   const view = (p: Peer): View => {

@@ -52,6 +52,8 @@ export interface FleetInput {
   peers: readonly Peer[];
   rollout: RolloutSettings;
   memory: FleetMemory;
+  /** The live peers' ids in rank order, when the caller already has them (they must equal rankOrder(pinned, live ids)). */
+  order?: readonly string[];
   /** The reader's clock, ms. */
   now: number;
 }
