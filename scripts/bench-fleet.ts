@@ -8,7 +8,7 @@
 // Both run the same schedule; the table shows they agree where both run.
 import { planFleet } from "../agent/fleet/plan.ts";
 import { rankOrder, waveOf, waveSizes } from "../agent/fleet/rank.ts";
-import { describeIntervalMs } from "../agent/fleet/budget.ts";
+import { describeIntervalMs, pagesPerRead } from "../agent/fleet/budget.ts";
 import { emptyMemory, type FleetMemory, type Peer, type RolloutSettings } from "../agent/fleet/types.ts";
 
 const S = 1000, M = 60 * S;
@@ -25,6 +25,8 @@ interface Scenario {
   maxInFlight: number;
   /** Describe calls per second the rest of the account makes from the same bucket. */
   otherDescribePerSec: number;
+  /** Space reads by the calls a read takes (ceil(N/1000) pages), not by reads (the issue's N/5 s). */
+  countPages: boolean;
   /** First read after seeing the pin: at once (within the git poll) or spread over one interval. */
   first: "spread" | "immediate";
   /** The first node to deploy fails (agent:failed=C): how far does the bad commit get? */
@@ -94,7 +96,8 @@ export function simulate(sc: Scenario): Result {
   const rollout: RolloutSettings = { waves: sc.waves, bakeMs: sc.bakeMs, deadlineMs: 15 * M, maxFailures: 1, onFailure: "halt" };
   const ddb = sc.store === "dynamodb";
   const stale = ddb ? 0 : sc.staleMs;                               // DynamoDB: strongly consistent reads
-  const interval = () => ddb ? Math.round(sc.pollMs * (1 + random() * 0.5)) : describeIntervalMs(sc.pollMs, n, random());
+  const pages = pagesPerRead(n);
+  const interval = () => ddb ? Math.round(sc.pollMs * (1 + random() * 0.5)) : describeIntervalMs(sc.pollMs, n, random(), sc.countPages ? pages : 1);
   const describeBucket = new Bucket(100, Math.max(0.1, 20 - sc.otherDescribePerSec));
   const tagBucket = new Bucket(100, 10);
   const q = new Queue();
@@ -158,8 +161,9 @@ export function simulate(sc: Scenario): Result {
       if (stopped[i] || !Number.isNaN(moved[i]!)) continue;
       if (ddb) r.ddbReads++;
       else {
-        if (!describeBucket.take(t)) { r.throttled++; q.push(t + Math.max(interval(), 5 * S), i, 0); continue; }
-        r.describe++; bump(perWindow.d, t);
+        let got = 0;
+        while (got < pages && describeBucket.take(t)) { got++; r.describe++; bump(perWindow.d, t); }
+        if (got < pages) { r.describe++; r.throttled++; q.push(t + interval(), i, 0); continue; }   // the throttled page is a call too
       }
       reads[i]!.push(t);
       const d = (sc.engine === "planner" ? decidePlanner : decideModel)(i, t);
@@ -203,14 +207,15 @@ const quick = args.includes("--quick");
 const N = flag("nodes", quick ? 2000 : 10_000), CHECK = flag("check", quick ? 200 : 1000);
 const base: Scenario = {
   name: "", nodes: N, engine: "model", store: "tags", pollMs: 30 * S, deployMs: 60 * S, bakeMs: 2 * M, staleMs: 5 * S,
-  waves: [1, "25%", "100%"], maxInFlight: 0, otherDescribePerSec: 0, first: "spread", failCanary: false, seed: 7,
+  waves: [1, "25%", "100%"], maxInFlight: 0, otherDescribePerSec: 0, countPages: false, first: "spread", failCanary: false, seed: 7,
 };
 const scenarios: Scenario[] = [
   { ...base, name: "planner (exact)", nodes: CHECK, engine: "planner" },
   { ...base, name: "model", nodes: CHECK },
   { ...base, name: "planner, canary fails", nodes: CHECK, engine: "planner", failCanary: true },
   { ...base, name: "model, 100 nodes", nodes: 100 },
-  { ...base, name: "model" },
+  { ...base, name: "model, N/5 s (pages not counted)" },
+  { ...base, name: "model, N×pages/5 s" , countPages: true },
   { ...base, name: "model, waves [1, 1%, 10%, 100%]", waves: [1, "1%", "10%", "100%"] },
   { ...base, name: "model, first read at once", first: "immediate" },
   { ...base, name: "model, account busy (16 Describe/s)", otherDescribePerSec: 16 },
@@ -219,13 +224,13 @@ const scenarios: Scenario[] = [
 ];
 
 const min = (ms: number | null | undefined) => ms == null ? "-" : (ms / M).toFixed(1);
-console.log(`fleet rollout simulation: poll 30s, deploy 60s, bake 2m, stale reads 5s (tags store), one role`);
+console.log(`fleet rollout simulation: poll 30s, deploy 60s, bake 2m, stale reads 5s (tags store), one role; Describe calls count pages (1000 instances a page)`);
 console.log("| scenario | nodes | read every | rollout (min) | waves done (min) | Describe calls | peak Describe/s | throttled | CreateTags | peak CreateTags/s | DynamoDB reads | ran C | halted | sim (s) |");
 console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const sc of scenarios) {
   const t0 = performance.now();
   const r = simulate(sc);
   const took = ((performance.now() - t0) / 1000).toFixed(1);
-  const every = sc.store === "dynamodb" ? `${sc.pollMs / S}s (table)` : `${(describeIntervalMs(sc.pollMs, sc.nodes, 0) / S).toFixed(0)}s`;
+  const every = sc.store === "dynamodb" ? `${sc.pollMs / S}s (table)` : `${(describeIntervalMs(sc.pollMs, sc.nodes, 0, sc.countPages ? pagesPerRead(sc.nodes) : 1) / S).toFixed(0)}s`;
   console.log(`| ${sc.name} | ${sc.nodes} | ${every} | ${min(r.durationMs)} | ${r.waveDoneMs.map(min).join(" / ")} | ${r.describe} | ${r.describePeak.toFixed(1)} | ${r.throttled} | ${r.createTags} | ${r.createTagsPeak.toFixed(1)} | ${r.ddbReads} | ${r.ranC} | ${r.halted} | ${took} |`);
 }

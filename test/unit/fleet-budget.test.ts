@@ -1,7 +1,7 @@
 // The EC2 budget of a rollout as arithmetic: one DescribeInstances per max(poll, N/5 s), jittered
 // longer, never shorter, so N nodes stay under 5 calls/s of the Describe bucket's 20/s refill.
 import { describe, expect, test } from "bun:test";
-import { backoffMs, describeIntervalMs } from "../../agent/fleet/budget.ts";
+import { backoffMs, describeIntervalMs, pagesPerRead } from "../../agent/fleet/budget.ts";
 import { waveSizes, waveOf, hash53 } from "../../agent/fleet/rank.ts";
 
 describe("describeIntervalMs", () => {
@@ -25,6 +25,16 @@ describe("describeIntervalMs", () => {
       const perSecond = n / (describeIntervalMs(1000, n, 0) / 1000);
       expect(perSecond).toBeLessThanOrEqual(5);
     }
+  });
+  test("pages: a read of N > 1000 instances is ceil(N/1000) calls; counting them keeps N nodes under 5 calls/s", () => {
+    expect([1, 1000, 1001, 10_000].map(pagesPerRead)).toEqual([1, 1, 2, 10]);
+    expect(describeIntervalMs(30_000, 10_000, 0, pagesPerRead(10_000))).toBe(20_000_000);
+    for (const n of [999, 1001, 4000, 10_000]) {
+      const pages = pagesPerRead(n);
+      expect((n * pages) / (describeIntervalMs(1000, n, 0, pages) / 1000)).toBeLessThanOrEqual(5);
+    }
+    // without counting pages the rate is 5 × pages calls/s: 50/s at 10,000 nodes, over the 20/s refill
+    expect((10_000 * pagesPerRead(10_000)) / (describeIntervalMs(1000, 10_000, 0) / 1000)).toBe(50);
   });
   test("backoff doubles and stops at 10× the interval", () => {
     expect([0, 1, 2, 3, 4, 5].map((a) => backoffMs(1000, a, 0))).toEqual([1000, 2000, 4000, 8000, 10_000, 10_000]);
