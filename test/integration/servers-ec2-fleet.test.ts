@@ -11,6 +11,7 @@ import { EC2_LIMITS } from "../servers/ec2-limits.ts";
 
 let dir: string;
 let ec2: Ec2Server;
+let startLimits: unknown;
 const sdk = (key = "AKIDNODEA") => new EC2Client({ region: "us-east-1", endpoint: ec2.url, credentials: { accessKeyId: key, secretAccessKey: "s" }, maxAttempts: 1 });
 const fail = (p: Promise<unknown>) => p.then(() => { throw new Error("expected the call to fail"); }, (e) => e as Error & { $metadata?: { httpStatusCode?: number } });
 const ids = (r: { Reservations?: { Instances?: { InstanceId?: string }[] }[] }) => (r.Reservations ?? []).flatMap((x) => x.Instances ?? []).map((i) => i.InstanceId!);
@@ -18,6 +19,7 @@ const ids = (r: { Reservations?: { Instances?: { InstanceId?: string }[] }[] }) 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "ec2-fleet-"));
   ec2 = await startEc2({ dataDir: join(dir, "data"), byIdDir: join(dir, "by-id"), loopDevices: false });
+  startLimits = structuredClone(ec2.limits);
   for (let n = 0; n < 12; n++) {
     ec2.addInstance({ id: `i-0${String(n).padStart(3, "0")}`, zone: "us-east-1a", tags: { Role: n % 2 ? "web" : "worker", Environment: n < 10 ? "production" : "staging", "agent:commit": "a".repeat(40) },
       state: n === 3 ? "terminated" : n === 4 ? "pending" : "running", launchTime: new Date(Date.UTC(2026, 11, 1, 0, n)) });
@@ -72,7 +74,7 @@ describe("DescribeInstances pages and filters", () => {
 
 describe("token buckets", () => {
   test("the defaults are EC2's: Describe* 100 burst, 20/s; CreateTags 100, 10/s", () => {
-    expect(ec2.limits).toEqual({ describe: { burst: 100, perSecond: 20 }, createTags: { burst: 100, perSecond: 10 } });
+    expect(startLimits).toEqual({ describe: { burst: 100, perSecond: 20 }, createTags: { burst: 100, perSecond: 10 } });
   });
   test("an empty Describe bucket answers 503 RequestLimitExceeded to every caller; CreateTags has its own bucket", async () => {
     ec2.limits.describe = { burst: 3, perSecond: 0.001 };
