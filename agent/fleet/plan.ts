@@ -19,7 +19,8 @@ interface View { id: string; rank: number; wave: number; commit: string | null; 
  */
 export function planFleet(input: FleetInput): FleetPlan {
   const { self, pinned: C, now, rollout } = input;
-  const live = input.peers.filter((p) => LIVE.has(p.state) || p.id === self);
+  const byId = new Map(input.peers.map((p) => [p.id, p]));     // pages that overlap list a peer twice
+  const live = [...byId.values()].filter((p) => LIVE.has(p.state) || p.id === self);
   if (!live.some((p) => p.id === self)) live.push({ id: self, state: "running", launchedAt: null, tags: {} });
   const order = input.order && input.order.length === live.length ? [...input.order] : rankOrder(C, live.map((p) => p.id));
   const sizes = waveSizes(rollout.waves, order.length);

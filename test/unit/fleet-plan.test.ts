@@ -104,6 +104,12 @@ describe("planFleet: one read", () => {
       if (c.wave !== undefined) expect(p.wave).toBe(c.wave);
     });
   }
+  test("a peer listed twice (overlapping pages) counts once", () => {
+    const twice = [...fleet(), peer(r[0]!, { state: "deploying" })];
+    const p = planFleet(input(r[1]!, twice));
+    expect(p.order).toEqual(r);
+    expect(p.decision).toMatchObject({ kind: "wait", reason: "EarlierWave", for: [r[0]] });
+  });
   test("legacy peers are named", () => {
     expect(planFleet(input(r[0]!, fleet({ [r[6]!]: { version: null } }))).legacy).toEqual([r[6]!]);
   });
@@ -198,6 +204,21 @@ describe("planFleet: nodes that come and go", () => {
     for (const id of ids.filter((i) => i !== a)) {
       expect(planFleet(input(id, aSees)).decision.kind).toBe("wait");
       expect(planFleet(input(id, xSees)).decision.kind).toBe("wait");
+    }
+  });
+  test("different views, deciding one after another: at most one canary whatever peers each misses", () => {
+    let seed = 42;
+    const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+    for (let trial = 0; trial < 200; trial++) {
+      const all = [...IDS, `i-0n${trial}`];
+      const deploying = new Set<string>();
+      for (const id of [...all].sort(() => rand() - 0.5)) {
+        // each node misses up to two peers that have not written anything yet (a new node, a slow read)
+        const missing = new Set(all.filter((p) => p !== id && !deploying.has(p) && rand() < 0.25).slice(0, 2));
+        const view = all.filter((p) => !missing.has(p)).map((p) => peer(p, deploying.has(p) ? { state: "deploying" } : {}));
+        if (planFleet(input(id, view)).decision.kind === "move") deploying.add(id);
+      }
+      expect(deploying.size).toBe(1);
     }
   });
   test("fleet simulation: 8 nodes reading each other every 30s move in waves of 1, 1 and 6 and never exceed the wave", () => {
