@@ -1,7 +1,7 @@
 // The few EC2 calls the agent makes, behind a small interface, on the real SDK client.
 // Every answer is checked for the fields we use (an empty 200 parses to {}); every failure
 // becomes an AgentError whose reason says what it was and what to do.
-import type { EC2Client, Filter } from "@aws-sdk/client-ec2";
+import type { EC2Client, Filter, Reservation } from "@aws-sdk/client-ec2";
 import type * as Ec2Sdk from "@aws-sdk/client-ec2";
 import { AgentError, errorMessage } from "../core/errors.ts";
 import { loadEc2Sdk } from "./sdk.ts";
@@ -14,6 +14,8 @@ export interface VolumeInfo {
   tags: Record<string, string>;
   attachments: VolumeAttachmentInfo[];
 }
+/** An instance of the environment as a peer: EC2's state and launch time, its role tag and its agent:* tags. */
+export interface PeerInfo { id: string; state: string; launchedAt: number | null; role: string | null; tags: Record<string, string> }
 export interface AddressInfo { allocationId: string; publicIp: string; instanceId: string | null; associationId: string | null }
 
 export interface Ec2 {
@@ -29,6 +31,12 @@ export interface Ec2 {
   attachVolume(volumeId: string, instanceId: string, device: string): Promise<{ state: string }>;
   /** Running instances with every tag of `tags` and a tag `withKey`: one filtered DescribeInstances. */
   describeTagged(tags: Record<string, string>, withKey: string): Promise<{ instanceId: string; tags: Record<string, string> }[]>;
+  /**
+   * The pending and running instances whose tag env.key is env.value, every page of one filtered
+   * DescribeInstances (1000 a page), no retry: RequestLimitExceeded is an Ec2Throttled AgentError
+   * to retry after `retryAfterMs` (the caller spaces its reads, docs/fleet.md). Read-only.
+   */
+  describePeers(env: { key: string; value: string }, roleKey: string, retryAfterMs?: number): Promise<PeerInfo[]>;
 }
 
 export interface Ec2Options {
@@ -84,6 +92,25 @@ function need<T>(action: string, value: T | undefined | null, field: string): T 
 const tagMap = (tags: { Key?: string; Value?: string }[] | undefined) =>
   Object.fromEntries((tags ?? []).filter((t) => t.Key).map((t) => [t.Key!, t.Value ?? ""]));
 
+/** Peers from DescribeInstances reservations, every field the planner uses checked. Exported for tests. */
+export function parsePeers(reservations: Reservation[] | undefined, roleKey: string): PeerInfo[] {
+  const out: PeerInfo[] = [];
+  for (const r of need("DescribeInstances", reservations, "Reservations")) {
+    for (const i of need("DescribeInstances", r.Instances, "Reservations.Instances")) {
+      const tags = tagMap(i.Tags);
+      const launched = i.LaunchTime instanceof Date ? i.LaunchTime.getTime() : NaN;
+      out.push({
+        id: need("DescribeInstances", i.InstanceId, "InstanceId"),
+        state: need("DescribeInstances", i.State?.Name, "State.Name"),
+        launchedAt: Number.isFinite(launched) ? launched : null,
+        role: tags[roleKey] ?? null,
+        tags: Object.fromEntries(Object.entries(tags).filter(([k]) => k.startsWith("agent:"))),
+      });
+    }
+  }
+  return out;
+}
+
 /**
  * An Ec2 on the SDK's EC2Client with the standard retry strategy (maxAttempts, default 4). The SDK
  * is loaded, and the client made, at the first call (cloud/sdk.ts).
@@ -100,6 +127,12 @@ export function createEc2(opts: Ec2Options): Ec2 {
   const send = async <T>(action: string, run: (c: EC2Client, sdk: typeof Ec2Sdk) => Promise<T>): Promise<T> => {
     try { const { client, sdk: m } = await sdk(); return await run(client, m); } catch (e) { throw mapEc2Error(action, e); }
   };
+  // Peers are read without the SDK's retries: a throttled read waits for the caller's next turn
+  // instead of spending more of the account's Describe bucket.
+  let once: EC2Client | null = null;
+  const onceClient = (m: typeof Ec2Sdk) => once ??= new m.EC2Client({
+    region: opts.region, ...(opts.endpoint ? { endpoint: opts.endpoint } : {}), ...(opts.credentials ? { credentials: opts.credentials } : {}), maxAttempts: 1,
+  });
   return {
     async describeInstanceTags(instanceId) {
       const out: Record<string, string> = {};
@@ -185,6 +218,24 @@ export function createEc2(opts: Ec2Options): Ec2 {
         if (!token) break;
       }
       return out;
+    },
+    async describePeers(env, roleKey, retryAfterMs = 30_000) {
+      const out: PeerInfo[] = [];
+      let token: string | undefined;
+      for (let page = 0; ; page++) {
+        if (page === 100) throw new AgentError("Ec2BadAnswer", "EC2 DescribeInstances gave more than 100 pages of peers; retrying on the next tick");
+        const r = await send("DescribeInstances", (_c, m) => onceClient(m).send(new m.DescribeInstancesCommand({
+          Filters: [{ Name: `tag:${env.key}`, Values: [env.value] }, { Name: "instance-state-name", Values: ["pending", "running"] }],
+          MaxResults: 1000, NextToken: token,
+        }))).catch((e: AgentError) => {
+          throw e.reason === "Ec2Throttled"
+            ? new AgentError("Ec2Throttled", `EC2 DescribeInstances (peers) was throttled (RequestLimitExceeded); reading again in ${Math.round(retryAfterMs / 1000)} s`, { kind: "after", ms: retryAfterMs }, { cause: e.cause })
+            : e;
+        });
+        out.push(...parsePeers(r.Reservations, roleKey));
+        token = r.NextToken;
+        if (!token) return out;
+      }
     },
   };
 }

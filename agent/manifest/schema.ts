@@ -39,6 +39,22 @@ const Percent = z
   })
   .meta({ examples: ["25%"] });
 
+/** Waves are cumulative: each count, and each percentage, larger than the one of its kind before it; nothing after 100%. */
+function increasingWaves(waves: (number | string)[], ctx: z.RefinementCtx): void {
+  let count = 0, share = 0;
+  waves.forEach((w, i) => {
+    const isShare = typeof w === "string";
+    const v = isShare ? Number(w.slice(0, -1)) : w;
+    if (i > 0 && share >= 100) {
+      ctx.addIssue({ code: "custom", path: [i], message: `a wave after 100% never starts (100% is every node): remove ${JSON.stringify(w)} or lower the wave before it` });
+    } else if (isShare ? v <= share : v <= count) {
+      const before = isShare ? `${share}%` : String(count);
+      ctx.addIssue({ code: "custom", path: [i], message: `waves are cumulative and must increase: ${JSON.stringify(w)} is not larger than the ${before} before it` });
+    }
+    if (isShare) share = Math.max(share, v); else count = Math.max(count, v);
+  });
+}
+
 /** A command as one string; refused here when the agent could not split it into argv later. */
 const Command = z.string().min(1, { abort: true }).superRefine((line, ctx) => {
   const r = splitCommand(line);
@@ -73,9 +89,12 @@ export const Manifest = z.strictObject({
   commit: Commit.meta({ description: "The release: a commit of this repository." }),
   poll: Duration.prefault("30s").meta({ description: "How often agents look at the branch tip." }),
   rollout: z.strictObject({
-    waves: z.array(z.union([z.number().int().min(1), Percent])).min(1)
+    waves: z.array(z.union([z.number().int().min(1), Percent])).min(1).superRefine(increasingWaves)
       .meta({ description: "Cumulative share of each role's nodes per wave: a node count (1) or a percentage (25%)." }),
-    bake: Duration.prefault("2m").meta({ description: "How long a wave stays healthy before the next one starts." }),
+    bake: Duration.prefault("2m").meta({ description: "How long a wave stays healthy before the next one starts (the reader's clock)." }),
+    deadline: Duration.prefault("15m").meta({ description: "A peer of an earlier wave neither converged nor failed this long after it was due halts the rollout." }),
+    maxFailures: z.number().int().min(1).prefault(1).meta({ description: "Peers with agent:failed=<commit> that halt the rollout (the circuit breaker)." }),
+    onFailure: z.enum(["halt", "rollback"]).prefault("halt").meta({ description: "halt: nodes already on the commit keep it; rollback: they go back to their last good release." }),
   }).optional().meta({ description: "Roll out in waves; default: all nodes at once." }),
   roles: z.record(Name, RoleBinding).prefault({}).meta({ description: "Per-role bindings for this environment: addresses, env, volumes, canary commit." }),
 }).meta({ title: "agent manifest", description: "manifests/<environment>.yaml: the release an environment runs and its bindings." });

@@ -43,6 +43,7 @@ export function validateRepo(files: readonly RepoFile[], warnings: Problem[] = [
   }
   for (const r of roles.values()) if (r.value) problems.push(...roleProblems(r as Required<Loaded<Role>>, warnings));
   for (const m of manifests) if (m.value) problems.push(...bindingProblems(m as Required<Loaded<Manifest>>, roles));
+  for (const m of manifests) if (m.value?.rollout) problems.push(...rolloutProblems(m as Required<Loaded<Manifest>>, roles));
   return problems.sort(byPosition);
 }
 
@@ -125,3 +126,26 @@ function roleProblems(r: Required<Loaded<Role>>, warnings: Problem[]): Problem[]
   }
   return out;
 }
+
+/**
+ * A wave is judged healthy after `bake`; a bake shorter than a process's health deadline would let
+ * the next wave start before the earlier one's health checks could fail. Every role of the checkout
+ * may run in the environment, so every role's health deadlines count.
+ */
+function rolloutProblems(m: Required<Loaded<Manifest>>, roles: Map<string, Loaded<Role>>): Problem[] {
+  const bake = m.value.rollout!.bake;
+  let worst: { ms: number; where: string } | null = null;
+  for (const r of roles.values()) {
+    for (const [name, p] of Object.entries(r.value?.processes ?? {})) {
+      if (p.health && p.health.deadline > bake && p.health.deadline > (worst?.ms ?? 0)) {
+        worst = { ms: p.health.deadline, where: `process '${name}' of ${r.file}` };
+      }
+    }
+  }
+  if (!worst) return [];
+  return [{ file: m.file, ...m.locate(["rollout", "bake"], "value"), path: "rollout.bake",
+    message: `bake ${seconds(bake)} is shorter than the health deadline ${seconds(worst.ms)} of ${worst.where}: ` +
+      `the next wave would start before that health check can fail; use bake: ${seconds(worst.ms)} or more` }];
+}
+
+const seconds = (ms: number) => ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;

@@ -47,6 +47,24 @@ describe("agent validate", () => {
     ]);
   });
 
+  test("an invalid rollout: is refused: waves not increasing, over 100%, empty, a bake shorter than the health deadline", async () => {
+    const dir = copyOfRepo("rollout");
+    const prod = join(dir, "manifests/production.yaml");
+    writeFileSync(prod, readFileSync(prod, "utf8").replace("waves: [1, 50%, 100%]", "waves: [1, 50%, 40%, 150%]"));
+    const staging = join(dir, "manifests/staging.yaml");
+    writeFileSync(staging, readFileSync(staging, "utf8").replace(/^commit: .*$/m, (l) => `${l}\nrollout: { waves: [1, 100%], bake: 10s }`));
+    writeFileSync(join(dir, "manifests/dev.yaml"), "commit: 4af099a4359cd930721057fd7ed98582135e5596\nrollout: { waves: [] }\n");
+    const r = await agent(["validate", dir]);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.trimEnd().split("\n").map((l) => l.replace(`${dir}/`, ""));
+    expect(lines.filter((l) => l.includes("rollout"))).toEqual([
+      "manifests/dev.yaml:2:19: rollout.waves: needs at least 1 entry",
+      'manifests/production.yaml:7:19: rollout.waves.2: waves are cumulative and must increase: "40%" is not larger than the 50% before it',
+      'manifests/production.yaml:7:24: rollout.waves.3: must be between 1% and 100% (got "150%")',
+      expect.stringMatching(/^manifests\/staging\.yaml:4:\d+: rollout\.bake: bake 10s is shorter than the health deadline 30s of process '(web|db)' of roles\/(web|db)\.yaml: .*use bake: 30s or more$/),
+    ]);
+  });
+
   test("--json: files and problems with file, line, column, path, message", async () => {
     const dir = copyOfRepo("json");
     writeFileSync(join(dir, "roles/worker.yaml"), "processes:\n  worker:\n    run: bun app/worker.ts\n    restart: sometimes\n");

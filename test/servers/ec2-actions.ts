@@ -8,7 +8,8 @@ import type { Ec2Address, Ec2Context, Ec2Instance, Ec2Volume } from "./ec2.ts";
 import { attachLoop, byIdLinkName, detachLoop } from "./loop.ts";
 import { Ec2Fault, filters, list, matches, missing, required, tagParams, tagSet, type Params, type XmlValue } from "./ec2-wire.ts";
 
-type Handler = (ctx: Ec2Context, p: Params) => { [k: string]: XmlValue } | Promise<{ [k: string]: XmlValue }>;
+/** `caller`: the access key id that signed the request (whose own tag writes it sees at once). */
+type Handler = (ctx: Ec2Context, p: Params, caller: string) => { [k: string]: XmlValue } | Promise<{ [k: string]: XmlValue }>;
 
 const notFound = (code: string, what: string, id: string) => new Ec2Fault(400, code, `The ${what} '${id}' does not exist`);
 const hex = (n: number) => randomBytes(Math.ceil(n / 2)).toString("hex").slice(0, n);
@@ -43,15 +44,19 @@ function taggable(ctx: Ec2Context, id: string): { tags: Record<string, string> }
 
 const sizeGiB = (v: Ec2Volume) => Math.max(1, Math.ceil(v.sizeMiB / 1024));
 
-function instanceXml(i: Ec2Instance): XmlValue {
+const STATE_CODES: Record<string, number> = { pending: 0, running: 16, "shutting-down": 32, terminated: 48, stopping: 64, stopped: 80 };
+
+function instanceXml(ctx: Ec2Context, i: Ec2Instance, tags: Record<string, string>): XmlValue {
+  const state = i.state ?? "running";
   return {
     instanceId: i.id,
     imageId: "ami-0standin0000000",
-    instanceState: { code: 16, name: "running" },
+    instanceState: { code: STATE_CODES[state] ?? 16, name: state },
+    launchTime: i.launchTime ?? ctx.startedAt,
     privateIpAddress: i.privateIp,
     instanceType: "t3.micro",
     placement: { availabilityZone: i.zone, tenancy: "default" },
-    tagSet: tagSet(i.tags),
+    tagSet: tagSet(tags),
   };
 }
 
@@ -85,31 +90,50 @@ function addressXml(a: Ec2Address): XmlValue {
   };
 }
 
-const describeInstances: Handler = (ctx, p) => {
+const describeInstances: Handler = (ctx, p, caller) => {
   const ids = list(p, "InstanceId");
   const fs = filters(p);
+  const max = p.MaxResults === undefined ? undefined : Number(p.MaxResults);
+  if (max !== undefined) {
+    if (ids.length) throw new Ec2Fault(400, "InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults");
+    if (!Number.isInteger(max) || max < 5 || max > 1000) throw new Ec2Fault(400, "InvalidParameterValue", `Value ( ${p.MaxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`);
+  }
   const chosen = ids.length ? ids.map((id) => instance(ctx, id)) : [...ctx.server.instances.values()];
-  const found = chosen.filter((i) => matches(fs, i.tags, (name) => ({
+  const seen = new Map(chosen.map((i) => [i.id, ctx.tagViews.seen(i.id, i.tags, caller)]));
+  const found = chosen.filter((i) => matches(fs, seen.get(i.id)!, (name) => ({
     "instance-id": [i.id],
     "availability-zone": [i.zone],
-    "instance-state-name": ["running"],
+    "instance-state-name": [i.state ?? "running"],
     "private-ip-address": i.privateIp ? [i.privateIp] : [],
   })[name]));
+  const start = p.NextToken ? pageStart(p.NextToken, found.length) : 0;
+  const page = max === undefined ? found.slice(start) : found.slice(start, start + max);
+  const next = max !== undefined && start + max < found.length ? pageToken(start + max) : undefined;
   return {
-    reservationSet: found.map((i) => ({
+    reservationSet: page.map((i) => ({
       reservationId: `r-${i.id.replace(/^i-/, "")}`,
       ownerId: "123456789012",
       groupSet: [],
-      instancesSet: [instanceXml(i)],
+      instancesSet: [instanceXml(ctx, i, seen.get(i.id)!)],
     })),
+    nextToken: next,
   };
 };
 
-const describeTags: Handler = (ctx, p) => {
+/** NextToken: an opaque string to the client; here the offset of the next page, which EC2 checks. */
+const pageToken = (offset: number) => Buffer.from(`page:${offset}`).toString("base64url");
+function pageStart(token: string, total: number): number {
+  const m = /^page:(\d+)$/.exec(Buffer.from(token, "base64url").toString());
+  const n = m ? Number(m[1]) : NaN;
+  if (!(n >= 0 && n <= total)) throw new Ec2Fault(400, "InvalidParameterValue", `The NextToken '${token}' is not valid`);
+  return n;
+}
+
+const describeTags: Handler = (ctx, p, caller) => {
   const fs = filters(p);
   const s = ctx.server;
   const all: { resourceId: string; resourceType: string; tags: Record<string, string> }[] = [
-    ...[...s.instances.values()].map((i) => ({ resourceId: i.id, resourceType: "instance", tags: i.tags })),
+    ...[...s.instances.values()].map((i) => ({ resourceId: i.id, resourceType: "instance", tags: ctx.tagViews.seen(i.id, i.tags, caller) })),
     ...[...s.volumes.values()].map((v) => ({ resourceId: v.id, resourceType: "volume", tags: v.tags })),
     ...[...s.addresses.values()].map((a) => ({ resourceId: a.allocationId, resourceType: "elastic-ip", tags: a.tags ?? {} })),
   ];
@@ -123,13 +147,17 @@ const describeTags: Handler = (ctx, p) => {
   return { tagSet: found.map((t) => ({ resourceId: t.resourceId, resourceType: t.resourceType, key: t.key, value: t.value })) };
 };
 
-const createTags: Handler = (ctx, p) => {
+const createTags: Handler = (ctx, p, caller) => {
   const ids = list(p, "ResourceId");
   if (ids.length === 0) throw missing("ResourceId.1");
   const tags = tagParams(p);
   if (Object.keys(tags).length === 0) throw missing("Tag.1.Key");
   const resources = ids.map((id) => taggable(ctx, id)); // all exist, or nothing changes
-  for (const r of resources) Object.assign(r.tags, tags);
+  for (const [n, r] of resources.entries()) {
+    const before = { ...r.tags };
+    Object.assign(r.tags, tags);
+    ctx.tagViews.wrote(ids[n]!, before, r.tags, caller, ctx.server.staleTagsMs);
+  }
   return { return: true };
 };
 

@@ -1,14 +1,22 @@
 // A stand-in for the EC2 Query API (form POST, XML answers, <Errors> on failure), stateful, for the
 // calls the agent makes. Volumes are sparse files; attaching one (as root) sets up a loop device and
-// the NVMe by-id link a real EBS volume has. Faults: throttling, 5xx, attach delay. 127.0.0.1 only.
+// the NVMe by-id link a real EBS volume has. Faults: throttling, 5xx, attach delay; EC2's token
+// buckets (ec2-limits.ts) and stale reads of tags. 127.0.0.1 only.
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createSparseFile, detachLoop, byIdLinkName } from "./loop.ts";
 import { ACTIONS } from "./ec2-actions.ts";
+import { Buckets, EC2_LIMITS, TagViews, bucketOf, type Ec2Limits } from "./ec2-limits.ts";
 import { Ec2Fault, errorXml, successXml, type Params } from "./ec2-wire.ts";
 import { serveFromCli } from "./cli.ts";
 
-export interface Ec2Instance { id: string; zone: string; tags: Record<string, string>; privateIp?: string }
+export interface Ec2Instance {
+  id: string; zone: string; tags: Record<string, string>; privateIp?: string;
+  /** instance-state-name: pending | running (default) | shutting-down | terminated | stopping | stopped. */
+  state?: string;
+  /** LaunchTime; default: when the server started. */
+  launchTime?: Date;
+}
 export interface Ec2Volume {
   id: string; zone: string; sizeMiB: number; tags: Record<string, string>;
   state: "available" | "in-use" | "creating";
@@ -24,6 +32,8 @@ export interface Ec2Faults {
   fail5xx: number;
   /** An attachment stays "attaching" this long before it becomes "attached". */
   attachDelayMs: number;
+  /** The next N requests answer 200 with an empty <XResponse> (the SDK then parses {}). */
+  empty200?: number;
 }
 export interface Ec2Call {
   action: string;
@@ -43,6 +53,10 @@ export interface Ec2Server {
   addVolume(v: { id: string; zone: string; sizeMiB: number; tags?: Record<string, string> }): void;
   addAddress(a: { allocationId: string; publicIp: string; tags?: Record<string, string> }): void;
   faults: Ec2Faults;
+  /** EC2's token buckets, shared by every caller (default EC2_LIMITS); set a class to null to lift it. */
+  limits: Ec2Limits;
+  /** Tags a caller writes reach other callers (other access key ids) this much later (default 0). */
+  staleTagsMs: number;
   /** Every signed request, in order (unsigned ones are refused before they are recorded). */
   calls: Ec2Call[];
   /** Whether attachments get loop devices and by-id links (root only). */
@@ -62,6 +76,8 @@ export interface Ec2Context {
   later(ms: number, fn: () => Promise<void>): void;
   /** Removes a volume's by-id link and loop device, if it has them. */
   release(v: Ec2Volume): Promise<void>;
+  /** What each caller sees of tags while writes are not yet visible to everyone (staleTagsMs). */
+  tagViews: TagViews;
 }
 
 export interface Ec2Options {
@@ -92,14 +108,18 @@ export async function startEc2(opts: Ec2Options): Promise<Ec2Server> {
     },
     addAddress(a) { server.addresses.set(a.allocationId, { allocationId: a.allocationId, publicIp: a.publicIp, tags: { ...a.tags } }); },
     faults: { throttle: 0, fail5xx: 0, attachDelayMs: 0 },
+    limits: structuredClone(EC2_LIMITS),
+    staleTagsMs: 0,
     calls: [],
     loopDevices: opts.loopDevices ?? (typeof process.getuid === "function" && process.getuid() === 0),
     backingFile: (id) => join(opts.dataDir, `${id}.img`),
     stop: async () => {},
   };
 
+  const buckets = new Buckets();
   const ctx: Ec2Context = {
     server,
+    tagViews: new TagViews(),
     byIdDir: opts.byIdDir,
     startedAt: new Date(),
     later(ms, fn) {
@@ -125,7 +145,7 @@ export async function startEc2(opts: Ec2Options): Promise<Ec2Server> {
   const http = Bun.serve({
     hostname: "127.0.0.1",
     port: opts.port ?? 0,
-    fetch: (req) => handle(ctx, req),
+    fetch: (req) => handle(ctx, buckets, req),
   });
   server.port = http.port ?? 0;
   server.url = `http://127.0.0.1:${server.port}`;
@@ -140,7 +160,7 @@ export async function startEc2(opts: Ec2Options): Promise<Ec2Server> {
   return server;
 }
 
-async function handle(ctx: Ec2Context, req: Request): Promise<Response> {
+async function handle(ctx: Ec2Context, buckets: Buckets, req: Request): Promise<Response> {
   const credential = /^AWS4-HMAC-SHA256 Credential=([^/,\s]+)\//.exec(req.headers.get("authorization") ?? "");
   if (!credential) return xmlResponse(401, errorXml("AuthFailure", "AWS was not able to validate the provided access credentials (no SigV4 Authorization header)"));
   const params: Params = Object.fromEntries(new URL(req.url).searchParams);
@@ -153,12 +173,15 @@ async function handle(ctx: Ec2Context, req: Request): Promise<Response> {
   const f = ctx.server.faults;
   if (f.throttle > 0) { f.throttle--; return answer(503, errorXml("RequestLimitExceeded", "Request limit exceeded.")); }
   if (f.fail5xx > 0) { f.fail5xx--; return answer(500, errorXml("InternalError", "An internal error has occurred.")); }
+  if (f.empty200) { f.empty200--; return answer(200, successXml(action || "Unknown", {})); }
+  const bucket = bucketOf(action);
+  if (bucket && !buckets.take(bucket, ctx.server.limits[bucket])) return answer(503, errorXml("RequestLimitExceeded", "Request limit exceeded."));
   try {
     if (!action) throw new Ec2Fault(400, "MissingAction", "The request must contain the parameter Action");
     if (!params.Version) throw new Ec2Fault(400, "MissingParameter", "The request must contain the parameter Version");
     const handler = ACTIONS[action];
     if (!handler) throw new Ec2Fault(400, "InvalidAction", `The action ${action} is not valid for this web service.`);
-    return answer(200, successXml(action, await handler(ctx, rest)));
+    return answer(200, successXml(action, await handler(ctx, rest, call.accessKeyId)));
   } catch (e) {
     if (e instanceof Ec2Fault) return answer(e.status, errorXml(e.code, e.message));
     return answer(500, errorXml("InternalError", e instanceof Error ? e.message : String(e)));
@@ -175,6 +198,8 @@ export interface Ec2Seed {
   volumes?: { id: string; zone: string; sizeMiB: number; tags?: Record<string, string> }[];
   addresses?: { allocationId: string; publicIp: string; tags?: Record<string, string> }[];
   faults?: Partial<Ec2Faults>;
+  limits?: Partial<Ec2Limits>;
+  staleTagsMs?: number;
 }
 
 /** Adds everything in a seed to a running server. */
@@ -183,6 +208,8 @@ export function seedEc2(server: Ec2Server, seed: Ec2Seed): void {
   for (const v of seed.volumes ?? []) server.addVolume(v);
   for (const a of seed.addresses ?? []) server.addAddress(a);
   Object.assign(server.faults, seed.faults ?? {});
+  Object.assign(server.limits, seed.limits ?? {});
+  if (seed.staleTagsMs !== undefined) server.staleTagsMs = seed.staleTagsMs;
 }
 
 if (import.meta.main) {

@@ -49,6 +49,18 @@ const CASES: [string, RepoFile[], string[]][] = [
     "roles/web.yaml:4:50: processes.c.instances: 2 copies take ports 65535 to 65536, past 65535: lower http.port or instances"]],
   ["copies of a process with a fixed PORT in its env", [{ path: "roles/web.yaml", text: "processes:\n  a: { run: x, env: { PORT: 8080 }, instances: 2 }\n  b: { run: y, env: { PORT: 9000 } }\n" }],
     ["roles/web.yaml:2:48: processes.a.instances: 2 copies would all get PORT=8080 from env and only one can bind it: use instances: 1, or remove PORT from env (each copy then gets its own $PORT when it has an HTTP check)"]],
+  ["a bake shorter than a process's health deadline", [{ path: "roles/web.yaml", text: "processes:\n  web: { run: x, health: { http: /up, deadline: 90s } }\n" },
+    { path: "manifests/production.yaml", text: `commit: ${C}\nrollout:\n  waves: [1, 100%]\n  bake: 30s\n` }],
+    ["manifests/production.yaml:4:9: rollout.bake: bake 30s is shorter than the health deadline 90s of process 'web' of roles/web.yaml: the next wave would start before that health check can fail; use bake: 90s or more"]],
+  ["the default bake (2m) against a longer health deadline, pointed at rollout", [{ path: "roles/web.yaml", text: "processes:\n  web: { run: x, health: { tcp: 9000, deadline: 5m } }\n" },
+    { path: "manifests/production.yaml", text: `commit: ${C}\nrollout: { waves: [1, 100%] }\n` }],
+    ["manifests/production.yaml:2:1: rollout.bake: bake 2m is shorter than the health deadline 5m of process 'web' of roles/web.yaml: the next wave would start before that health check can fail; use bake: 5m or more"]],
+  ["a bake as long as the health deadline, or no rollout at all, is fine", [{ path: "roles/web.yaml", text: "processes:\n  web: { run: x, health: { http: /up, deadline: 2m } }\n" },
+    { path: "manifests/production.yaml", text: `commit: ${C}\nrollout: { waves: [1, 100%] }\n` }, { path: "manifests/staging.yaml", text: `commit: ${C}\n` }], []],
+  ["waves that do not increase, and a wave after 100%", [{ path: "manifests/production.yaml", text: `commit: ${C}\nrollout:\n  waves: [2, 2, 50%, 25%, 100%, 5]\n` }], [
+    "manifests/production.yaml:3:14: rollout.waves.1: waves are cumulative and must increase: 2 is not larger than the 2 before it (got the number 2)",
+    'manifests/production.yaml:3:22: rollout.waves.3: waves are cumulative and must increase: "25%" is not larger than the 50% before it',
+    "manifests/production.yaml:3:33: rollout.waves.5: a wave after 100% never starts (100% is every node): remove 5 or lower the wave before it (got the number 5)"]],
   ["files elsewhere are ignored", [{ path: "README.md", text: "\0" }, { path: "app/x.yaml", text: "- broken: [" }], []],
 ];
 

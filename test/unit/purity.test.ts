@@ -1,10 +1,10 @@
-// plan/, manifest/ and the trust verdict stay pure: no I/O imports, no clock, no randomness.
+// plan/, manifest/, fleet/ and the trust verdict stay pure: no I/O imports, no clock, no randomness.
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "../../agent");
-const PURE = ["plan", "manifest"];
+const PURE = ["plan", "manifest", "fleet"];
 /** Pure planners inside folders that also hold effects. */
 const PURE_FILES = ["trust/verdict.ts", "trust/floor.ts"];
 const FORBIDDEN_IMPORT = /^(node:|bun|fs$|child_process|net$|http|os$|path$)|\/(cloud|host|supervisor|source|converge|state|loop|cli)\//;
