@@ -187,3 +187,36 @@ function newestSource(dir: string): number {
   }
   return newest;
 }
+
+/** The node's status as `agent status --json` answers it (the daemon, else status.json), or null. */
+export async function daemonStatus(k: Kit): Promise<any> {
+  const r = await k.agent(["status", "--json", "--timeout", "1s"]);
+  try { return JSON.parse(r.stdout); } catch { return null; }
+}
+
+/**
+ * Poll `agent status` until ok(status) holds; returns that status. `check` runs before each poll
+ * and may throw to stop early (a daemon that exited).
+ */
+export async function untilStatus(k: Kit, what: string, ok: (s: any) => boolean, opts: { ms?: number; check?: () => void } = {}): Promise<any> {
+  const end = Date.now() + (opts.ms ?? 30_000);
+  let s: any = null;
+  while (Date.now() < end) {
+    opts.check?.();
+    s = await daemonStatus(k);
+    if (s && ok(s)) return s;
+    await Bun.sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(s)?.slice(0, 600)}`);
+}
+
+/** Poll a synchronous probe until it gives a value. */
+export async function until<T>(what: string, ok: () => T | null, ms = 30_000, everyMs = 50): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = ok();
+    if (v) return v;
+    await Bun.sleep(everyMs);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

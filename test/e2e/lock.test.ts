@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { AGENT, alive, makeKit, role, type Kit } from "./kit.ts";
+import { AGENT, alive, makeKit, role, until, type Kit } from "./kit.ts";
 import { groupMembers } from "../../agent/host/proc.ts";
 
 let k: Kit;
@@ -19,15 +19,6 @@ afterAll(async () => {
   await k?.stop();
 });
 
-async function until<T>(what: string, ok: () => T | null, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = ok();
-    if (v) return v;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("one agent per state directory", () => {
   test("while `agent once` runs a setup step, `agent run`, `agent plan` and a second `agent once` exit 75 naming it; the step is not touched", async () => {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { AGENT, alive, makeKit, role, type Kit } from "./kit.ts";
+import { AGENT, alive, daemonStatus, makeKit, role, untilStatus, type Kit } from "./kit.ts";
 
 let k: Kit;
 let daemon: Subprocess | null = null;
@@ -20,20 +20,8 @@ async function kill(sig: NodeJS.Signals = "SIGKILL") {
   await daemon.exited;
   daemon = null;
 }
-async function status(): Promise<any> {
-  const r = await k.agent(["status", "--json", "--timeout", "1s"]);
-  try { return JSON.parse(r.stdout); } catch { return null; }
-}
-async function until(what: string, ok: (s: any) => boolean, ms = 30_000): Promise<any> {
-  const end = Date.now() + ms;
-  let s: any = null;
-  while (Date.now() < end) {
-    s = await status();
-    if (s && ok(s)) return s;
-    await Bun.sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(s)?.slice(0, 600)}`);
-}
+const status = () => daemonStatus(k);
+const until = (what: string, ok: (s: any) => boolean, ms?: number) => untilStatus(k, what, ok, { ms });
 const web = (s: any) => s.processes.find((p: any) => p.name === "web");
 
 beforeAll(async () => { k = await makeKit("run"); });

@@ -6,26 +6,15 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { startGitServer, type GitServer } from "../servers/git.ts";
-import { AGENT, alive, makeKit, type Kit } from "./kit.ts";
+import { AGENT, alive, daemonStatus, makeKit, untilStatus, type Kit } from "./kit.ts";
 
 let k: Kit, authed: GitServer, tokenFile: string;
 let daemon: Subprocess | null = null;
 
-async function status(): Promise<any> {
-  const r = await k.agent(["status", "--json", "--timeout", "1s"]);
-  try { return JSON.parse(r.stdout); } catch { return null; }
-}
-async function until(what: string, ok: (s: any) => boolean, ms = 30_000): Promise<any> {
-  const end = Date.now() + ms;
-  let s: any = null;
-  while (Date.now() < end) {
-    if (daemon?.exitCode !== null && daemon?.exitCode !== undefined) throw new Error(`agent run exited ${daemon.exitCode} while waiting for ${what}`);
-    s = await status();
-    if (s && ok(s)) return s;
-    await Bun.sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(s)?.slice(0, 600)}`);
-}
+const status = () => daemonStatus(k);
+const until = (what: string, ok: (s: any) => boolean, ms?: number) => untilStatus(k, what, ok, { ms, check: () => {
+  if (daemon?.exitCode !== null && daemon?.exitCode !== undefined) throw new Error(`agent run exited ${daemon.exitCode} while waiting for ${what}`);
+} });
 const web = (s: any) => s.processes.find((p: any) => p.name === "web");
 
 beforeAll(async () => {

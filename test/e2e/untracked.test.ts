@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { AGENT, alive, makeKit, role, type Kit } from "./kit.ts";
+import { AGENT, alive, makeKit, role, until, type Kit } from "./kit.ts";
 import { groupMembers, liveProcesses, readEnviron } from "../../agent/host/proc.ts";
 import { isRoot } from "../../agent/host/users.ts";
 
@@ -40,15 +40,6 @@ async function once(dieAfter?: string): Promise<{ code: number; stderr: string }
   const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()]);
   return { code, stderr };
 }
-async function until<T>(what: string, ok: () => T | null, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = ok();
-    if (v) return v;
-    await Bun.sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("processes started just before the agent died, never recorded", () => {
   let v1: string;
@@ -81,7 +72,7 @@ describe("processes started just before the agent died, never recorded", () => {
     process.kill(-before, "SIGKILL");                   // the hook fires on the restart of worker
     await daemon.exited;                                // restarted worker, then died before writing its record
     daemon = null;
-    const restarted = await until("the restarted worker", () => copies("working").find((p) => p !== before) ?? null);
+    const restarted = await until("the restarted worker", () => copies("working").find((p) => p !== before) ?? null, 30_000, 100);
     expect(alive(before)).toBe(false);
     expect(recorded("worker")).toBeNull();              // its exit was written, the restart never was
 
@@ -115,7 +106,7 @@ describe("processes started just before the agent died, never recorded", () => {
       `setup:\n  - run: /bin/sh -c "if [ -e ${ran} ]; then exit 0; fi; touch ${ran}; echo $$ > ${pidFile}; sleep 300; true"\n    timeout: 5s\n` }, "v3 with a setup step that hangs once");
     const died = await once("step");
     expect(died.code).toBe(137);
-    stepGroup = await until("the setup step running", () => { try { return Number(readFileSync(pidFile, "utf8").trim()) || null; } catch { return null; } });
+    stepGroup = await until("the setup step running", () => { try { return Number(readFileSync(pidFile, "utf8").trim()) || null; } catch { return null; } }, 30_000, 100);
     expect(groupMembers(stepGroup)).not.toEqual([]);
 
     const r = await once();
@@ -129,7 +120,7 @@ describe("processes started just before the agent died, never recorded", () => {
     const forged = { ...readEnviron(real)!, AGENT_SPAWN: crypto.randomUUID() };   // the very markers, fingerprint included
     process.kill(-real, "SIGKILL");                     // the recorded worker is gone, as after a crash
     spoof = Bun.spawn(["sleep", "300"], { env: forged, uid: 65534, gid: 65534, detached: true, stdout: "ignore", stderr: "ignore" });
-    await until("the forged process", () => readEnviron(spoof!.pid)?.AGENT_PROCESS === "worker" || null);
+    await until("the forged process", () => readEnviron(spoof!.pid)?.AGENT_PROCESS === "worker" || null, 30_000, 100);
 
     const r = await once();
     expect({ code: r.code, stderr: r.code ? r.stderr.slice(-600) : "" }).toEqual({ code: 0, stderr: "" });
