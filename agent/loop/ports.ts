@@ -9,6 +9,7 @@ import type { ActionBase } from "../plan/types.ts";
 import type { Layout } from "../state/layout.ts";
 import type { CachedIdentity, StateStore } from "../state/store.ts";
 import type { ProcessStatus, ResourceStatus } from "../status/types.ts";
+import type { Secrets } from "../secrets/keeper.ts";
 
 export interface Identity {
   instanceId: string;
@@ -59,8 +60,8 @@ export interface ReleasesPort {
 export interface ProcessesPort {
   /** Level-based: run exactly these processes of `commit` (start missing, keep matching, stop others). */
   ensure(commit: string, role: Role, env: Record<string, string>): Promise<void>;
-  /** Restart in place onto `commit`, health-gated. ok:false leaves the old processes running where it could. */
-  replace(commit: string, role: Role, env: Record<string, string>): Promise<{ ok: true } | { ok: false; reason: string; message: string }>;
+  /** Restart in place onto `commit`, health-gated (only the processes named in `only`, when given). ok:false leaves the old processes running where it could. */
+  replace(commit: string, role: Role, env: Record<string, string>, only?: string[]): Promise<{ ok: true } | { ok: false; reason: string; message: string }>;
   /** Stop every supervised process (gracefully). */
   stopAll(): Promise<void>;
   status(): ProcessStatus[];
@@ -95,4 +96,6 @@ export interface Ports {
   releases: ReleasesPort;
   processes: ProcessesPort;
   cloud: CloudPort | null;
+  /** SSM and Secrets Manager references (agent/secrets/); absent in tests that use none. */
+  secrets?: Secrets | null;
 }

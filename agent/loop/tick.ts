@@ -13,6 +13,8 @@ import { VERSION } from "../core/version.ts";
 import { confirm, cutover, deployError, rollback, type DeployOutcome, type Side } from "./deploy.ts";
 import type { Identity, Ports } from "./ports.ts";
 import { tagState, writeTags } from "./tags.ts";
+import { plainEnv } from "../secrets/plan.ts";
+import { bindSecrets, refreshSecrets, secretsForRelease } from "../secrets/stage.ts";
 
 /** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
 export interface Memory {
@@ -96,7 +98,8 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     if (sourceError) { error = sourceError; status.notices.push(`${sourceError.reason}: ${sourceError.message}`); }
     const manifest = mem.manifest.value;
     const binding = manifest.roles[roleName] ?? {};
-    const bindingEnv = binding.env ?? {};
+    const bindingEnv = plainEnv(binding.env);
+    bindSecrets(p, binding, env, identity.region);
     if (manifest.rollout) status.notices.push("rollout waves are accepted but not acted on yet: this node deploys as soon as the manifest changes");
 
     // 3. desired: the pinned commit (or a local pin from `agent rollback`)
@@ -164,7 +167,10 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     if (waitForVolumes) report("waiting");
     const sideOf = async (commit: string | null): Promise<Side | null> =>
       commit ? { commit, role: await roleAt(p, mem, commit, roleName), env: bindingEnv } : null;
-    for (const action of (waitForVolumes ? [] : relPlan.actions) as ReleaseAction[]) {
+    // Secrets of the release about to be prepared or switched: one that cannot be resolved holds it back.
+    const secretsHeld = waitForVolumes ? null : await secretsForRelease(p, { commit: want.commit, role, env: bindingEnv }, relPlan.actions);
+    if (secretsHeld) error ??= secretsHeld;
+    for (const action of (waitForVolumes ? [] : relPlan.actions.filter((a) => !secretsHeld || (a.kind !== "release.prepare" && a.kind !== "release.cutover"))) as ReleaseAction[]) {
       if (action.kind === "release.prepare") {
         report("preparing");
         await p.releases.prepare(action.commit, role, bindingEnv, signal);
@@ -191,6 +197,8 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     const now = p.releases.current();
     if (now && (now === current ? currentVolumesReady : volumesReady) && !p.store.get().deploying && !p.store.get().badCommits.includes(now)) {
       const side = (await sideOf(now))!;
+      // Rotation: a new secret version restarts the processes using it, health-gated.
+      error ??= await refreshSecrets(p, side, status.notices);
       await p.processes.ensure(side.commit, side.role, side.env);
       // `agent once` answers "converged?" for processes it may have just adopted or restarted:
       // give them their health deadline before answering.
@@ -217,6 +225,7 @@ export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<Ti
     status.current.subject = status.current.commit ? mem.subjects.get(status.current.commit) ?? status.current.subject ?? null : null;
     status.badCommits = [...p.store.get().badCommits];
     status.current.since = status.current.commit ? p.releases.info(status.current.commit).since ?? null : null;
+    if (p.secrets) status.secrets = p.secrets.status(status.current.commit, mem.roles.get(`${status.current.commit}:${status.instance.role}`) ?? null);
     const unhealthy = status.processes.some((x) => !x.healthy);
     const notReady = status.resources.some((r) => !r.ready);
     const converged = !error && !notReady && !unhealthy && status.current.commit === status.desired.commit && !p.store.get().deploying;

@@ -25,6 +25,8 @@ export interface PrepareOptions {
   /** A newer commit aborts this preparation: the running step's process group is killed. */
   signal?: AbortSignal;
   now?: () => number;
+  /** The secret variables a step names (`secrets:`), resolved by the caller; never written anywhere. */
+  stepEnv?: (step: SetupStep, index: number) => Record<string, string>;
 }
 
 /**
@@ -81,9 +83,10 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
     return { run: step.run, outcome: "reused", inputsHash: hash, durationMs: Math.round(performance.now() - t0), exitCode: null };
   }
   say(`$ ${step.run}`);
+  const env = o.stepEnv?.(step, i);
   let r;
   try {
-    r = await runInRelease(o.layout, o.commit, user, step.run, { timeoutMs: step.timeout, signal: o.signal });
+    r = await runInRelease(o.layout, o.commit, user, step.run, { timeoutMs: step.timeout, signal: o.signal, env });
   } catch (e) {
     throw AgentError.terminal("SetupFailed", `setup step ${i + 1} "${step.run}" could not start (${(e as Error).message}); fix the role file, or install the program (packages: in the role)`);
   }
@@ -106,10 +109,10 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
  * Throws only when the command cannot be split or started; the result says how it ended.
  */
 export async function runInRelease(l: Layout, commit: string, user: UnixUser | null, command: string,
-  opts: { timeoutMs: number; signal?: AbortSignal }): Promise<ExecResult> {
+  opts: { timeoutMs: number; signal?: AbortSignal; env?: Record<string, string> }): Promise<ExecResult> {
   const argv = splitArgs(command);
   const dir = l.release(commit);
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), RELEASE_DIR: dir, AGENT_RELEASE: dir, AGENT_COMMIT: commit };
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), ...opts.env, RELEASE_DIR: dir, AGENT_RELEASE: dir, AGENT_COMMIT: commit };
   const asUser = user && user.uid !== 0 ? user : null;
   if (asUser) {
     const home = join(l.root, "home", asUser.name);

@@ -48,6 +48,8 @@ export interface AgentState {
   manifest: { tip: string; environment: string; value: Manifest } | null;
   /** A cutover under way: `current` may already point at `commit`; confirmed or rolled back on the next tick. */
   deploying: { commit: string; from: string | null; startedAt: number } | null;
+  /** Per commit, the versions (never the values) of the secrets its processes run with (agent/secrets/). */
+  secrets?: Record<string, import("../secrets/plan.ts").Resolution>;
 }
 
 export const emptyState = (): AgentState => ({
