@@ -56,6 +56,9 @@ export class ProcessesAdapter implements ProcessesPort {
 
   /** Per process: overlap (start new, then stop old) unless it has a fixed port or says overlap: false. */
   async replace(commit: string, role: Role, env: Record<string, string>, only?: string[]) {
+    // Within one commit (a secret rotation) the new instance overlaps the old: it needs a port of its own.
+    const kept = only ? [...this.ports].filter(([k]) => only.some((n) => k === `${commit}:${n}` || k.startsWith(`${commit}:${n}#`))) : [];
+    for (const [k] of kept) this.ports.delete(k);
     const specs = await this.specs(commit, role, env);
     const running = this.sup.status();
     // Two groups move at once. Those that may overlap start together and the old ones stop only
@@ -73,7 +76,7 @@ export class ProcessesAdapter implements ProcessesPort {
       return this.sup.replace(g.old, g.mine, { overlap: g.overlap });
     }));
     const failed = results.find((r) => !r.ok);
-    if (failed) return failed;
+    if (failed) { for (const [k, port] of kept) this.ports.set(k, port); return failed; }
     this.sup.ensure(specs);   // processes the new role no longer has are stopped
     return { ok: true as const };
   }
