@@ -65,7 +65,7 @@ describe("secretNeeds: which references each process needs", () => {
     ["worker", ["path:/prod/all/", "ssm:/prod/shared", "secret:api"]],
     ["plain", ["path:/prod/all/", "ssm:/prod/shared"]],
   ])("%s needs %j", (name, fetches) => {
-    expect(n.processes[name]!.fetches).toEqual(fetches as string[]);
+    expect(n.processes[name]!.fetches as string[]).toEqual(fetches as string[]);
   });
 
   test("the role-wide set is every distinct fetch; ${environment} is expanded; refresh defaults to 5m", () => {
