@@ -152,8 +152,19 @@ describe("secrets on the compiled binary", () => {
     expect(s.badCommits).not.toContain(v2);
     expect(pidOf("web")).toBe(web);
     expect((await env()).DB_URL).toBe(`postgres://v4-${MARK}`);
-    // once the parameter exists, the same release goes out
+    // a denied call holds it back the same way, naming the action to grant
     ssm.put("/staging/missing", `x-${MARK}`);
+    ssm.faults.deny.add("/staging/missing");
+    try {
+      expect((await k.agent(["once"])).code).not.toBe(0);
+      expect(k.status().lastTick).toMatchObject({ reason: "SecretAccessDenied" });
+      expect(k.status().lastTick.error).toContain("ssm:GetParameters");
+      expect(k.status().current.commit).toBe(v1);
+      expect(pidOf("web")).toBe(web);
+    } finally {
+      ssm.faults.deny.clear();
+    }
+    // once the parameter can be read, the same release goes out
     const ok = await k.agent(["once"]);
     expect(ok.code).toBe(0);
     expect(k.status().current.commit).toBe(v2);
