@@ -67,7 +67,7 @@ function world() {
 }
 
 const side = { commit: C, role, env: {} };
-const deploy = [{ kind: "release.cutover", description: "" }];
+const deploy = [{ kind: "release.cutover", ref: "release", description: "" }];
 
 describe("secrets stages", () => {
   test("a missing parameter holds the release back, naming it; nothing is installed", async () => {
@@ -77,7 +77,7 @@ describe("secrets stages", () => {
     expect(err?.message).toContain("/prod/db");
     expect(err?.message).toContain("is not switched");
     expect(w.p.secrets!.current(C)).toBeNull();
-    expect(await secretsForRelease(w.p, side, [{ kind: "release.confirm", description: "" }])).toBeNull();   // nothing to prepare or switch: no call
+    expect(await secretsForRelease(w.p, side, [{ kind: "release.confirm", ref: "release", description: "" }])).toBeNull();   // nothing to prepare or switch: no call
   });
 
   test("rotation restarts only the process using the secret, and only when due", async () => {
