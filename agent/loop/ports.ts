@@ -10,6 +10,7 @@ import type { Layout } from "../state/layout.ts";
 import type { CachedIdentity, StateStore } from "../state/store.ts";
 import type { ProcessStatus, ResourceStatus } from "../status/types.ts";
 import type { Trust } from "../trust/trust.ts";
+import type { Secrets } from "../secrets/keeper.ts";
 
 export interface Identity {
   instanceId: string;
@@ -66,8 +67,8 @@ export interface ReleasesPort {
 export interface ProcessesPort {
   /** Level-based: run exactly these processes of `commit` (start missing, keep matching, stop others). */
   ensure(commit: string, role: Role, env: Record<string, string>): Promise<void>;
-  /** Restart in place onto `commit`, health-gated. ok:false leaves the old processes running where it could. */
-  replace(commit: string, role: Role, env: Record<string, string>): Promise<{ ok: true } | { ok: false; reason: string; message: string }>;
+  /** Restart in place onto `commit`, health-gated (only the processes named in `only`, when given). ok:false leaves the old processes running where it could. */
+  replace(commit: string, role: Role, env: Record<string, string>, only?: string[]): Promise<{ ok: true } | { ok: false; reason: string; message: string }>;
   /** Stop every supervised process (gracefully). */
   stopAll(): Promise<void>;
   status(): ProcessStatus[];
@@ -106,4 +107,6 @@ export interface Ports {
   cloud: CloudPort | null;
   /** trust: set: the node's trusted keys (agent/trust/); absent or null: commits are not checked. */
   trust?: Trust | null;
+  /** SSM and Secrets Manager references (agent/secrets/); absent in tests that use none. */
+  secrets?: Secrets | null;
 }

@@ -10,6 +10,8 @@ import type { Layout } from "../state/layout.ts";
 import type { StateStore } from "../state/store.ts";
 import type { ProcessSpec, Supervisor } from "../supervisor/index.ts";
 import type { ProcessesPort } from "./ports.ts";
+import type { Secrets } from "../secrets/keeper.ts";
+import { plainEnv } from "../secrets/plan.ts";
 
 /** Variables of the agent's own environment that processes inherit; everything else comes from the role. */
 const INHERITED = ["PATH", "LANG", "LC_ALL", "TZ"];
@@ -18,7 +20,7 @@ export class ProcessesAdapter implements ProcessesPort {
   private ports = new Map<string, number>();          // `${commit}:${name}` -> port
   private users = new Map<string, UnixUser | null>();
 
-  constructor(private sup: Supervisor, private layout: Layout, private store: StateStore, private log: Logger) {
+  constructor(private sup: Supervisor, private layout: Layout, private store: StateStore, private log: Logger, private secrets: Secrets | null = null) {
     for (const r of store.get().processes) if (r.port) this.ports.set(`${r.commit}:${r.name}`, r.port);
   }
 
@@ -29,6 +31,7 @@ export class ProcessesAdapter implements ProcessesPort {
     const out: ProcessSpec[] = [];
     for (const [pname, proc] of Object.entries(role.processes)) {
       const user = await this.userFor(proc.user ?? role.user);
+      const secret = this.secrets?.forProcess(commit, role, pname) ?? null;
       for (let i = 0; i < proc.instances; i++) {
         const name = i === 0 ? pname : `${pname}#${i}`;
         const fixed = envPort(proc, bindingEnv);
@@ -37,7 +40,8 @@ export class ProcessesAdapter implements ProcessesPort {
           name, process: pname, instance: i, commit, releaseDir,
           argv: splitArgs(proc.run),
           cwd: proc.cwd ? join(releaseDir, proc.cwd) : releaseDir,
-          env: { ...base, HOME: releaseDir, ...bindingEnv, ...proc.env, ...(port ? { PORT: String(port) } : {}) },
+          env: { ...base, HOME: releaseDir, ...bindingEnv, ...plainEnv(proc.env), ...secret?.env, ...(port ? { PORT: String(port) } : {}) },
+          ...(secret ? { secrets: { names: secret.names, fingerprint: secret.fingerprint, pending: secret.pending } } : {}),
           port, user: user ?? undefined,
           restart: proc.restart, stop: { signal: proc.stop.signal, timeoutMs: proc.stop.timeout },
           // One log per instance (web.log, web#1.log): `agent logs 'web#1'` reads that copy's output.
@@ -53,7 +57,10 @@ export class ProcessesAdapter implements ProcessesPort {
   }
 
   /** Per process: overlap (start new, then stop old) unless it has a fixed port or says overlap: false. */
-  async replace(commit: string, role: Role, env: Record<string, string>) {
+  async replace(commit: string, role: Role, env: Record<string, string>, only?: string[]) {
+    // Within one commit (a secret rotation) the new instance overlaps the old: it needs a port of its own.
+    const kept = only ? [...this.ports].filter(([k]) => only.some((n) => k === `${commit}:${n}` || k.startsWith(`${commit}:${n}#`))) : [];
+    for (const [k] of kept) this.ports.delete(k);
     const specs = await this.specs(commit, role, env);
     const running = this.sup.status();
     // Two groups move at once. Those that may overlap start together and the old ones stop only
@@ -61,7 +68,7 @@ export class ProcessesAdapter implements ProcessesPort {
     // those on a fixed port (or overlap: false) stop, then start. A role's cutover takes as long
     // as its slowest process, not the sum.
     const groups = [true, false].map((overlap) => {
-      const names = Object.entries(role.processes).filter(([, proc]) => (proc.overlap && !fixedPort(proc, env)) === overlap).map(([n]) => n);
+      const names = Object.entries(role.processes).filter(([n, proc]) => (proc.overlap && !fixedPort(proc, env)) === overlap && (!only || only.includes(n))).map(([n]) => n);
       const mine = specs.filter((s) => names.includes(s.process));
       const old = running.filter((s) => names.some((n) => s.name === n || s.name.startsWith(`${n}#`))).map((s) => s.name);
       return { overlap, names, mine, old };
@@ -71,7 +78,7 @@ export class ProcessesAdapter implements ProcessesPort {
       return this.sup.replace(g.old, g.mine, { overlap: g.overlap });
     }));
     const failed = results.find((r) => !r.ok);
-    if (failed) return failed;
+    if (failed) { for (const [k, port] of kept) this.ports.set(k, port); return failed; }
     this.sup.ensure(specs);   // processes the new role no longer has are stopped
     return { ok: true as const };
   }

@@ -15,6 +15,8 @@ import { confirm, cutover, deployError, rollback, type DeployOutcome, type Side 
 import type { Identity, Ports } from "./ports.ts";
 import { tagState, writeTags } from "./tags.ts";
 import { verifyRelease, verifyTip } from "./verify.ts";
+import { plainEnv } from "../secrets/plan.ts";
+import { bindSecrets, refreshSecrets, secretsForRelease } from "../secrets/stage.ts";
 
 /** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
 export interface Memory {
@@ -163,7 +165,9 @@ async function readSource(t: TickContext): Promise<void> {
   if (!mem.manifest) throw sourceError ?? AgentError.terminal("ManifestMissing", `no manifest for environment ${env}`);
   if (sourceError) { t.error = sourceError; status.notices.push(`${sourceError.reason}: ${sourceError.message}`); }
   t.manifest = mem.manifest.value;
-  t.bindingEnv = t.manifest.roles[t.roleName]?.env ?? {};
+  const binding = t.manifest.roles[t.roleName] ?? {};
+  t.bindingEnv = plainEnv(binding.env);                      // secret references are resolved apart
+  bindSecrets(t.p, binding, t.env, t.identity.region);
   if (t.manifest.rollout) status.notices.push("rollout waves are accepted but not acted on yet: this node deploys as soon as the manifest changes");
 }
 
@@ -255,7 +259,12 @@ async function apply(t: TickContext): Promise<void> {
   const { p, signal, role, bindingEnv } = t;
   const waitForVolumes = !t.volumesReady && t.relPlan.actions.some((a) => a.kind !== "release.prepare");
   if (waitForVolumes) report(t, "waiting");
-  for (const action of waitForVolumes ? [] : t.relPlan.actions) {
+  // Secrets of the release about to be prepared or switched: one that cannot be resolved holds it
+  // back (not switched, not marked bad); confirm and rollback still run.
+  const held = waitForVolumes ? null : await secretsForRelease(p, { commit: t.want.commit, role, env: bindingEnv }, t.relPlan.actions);
+  if (held) t.error ??= held;
+  const actions = t.relPlan.actions.filter((a) => !held || (a.kind !== "release.prepare" && a.kind !== "release.cutover"));
+  for (const action of waitForVolumes ? [] : actions) {
     let out: DeployOutcome | null = null;
     if (action.kind === "release.prepare") {
       report(t, "preparing");
@@ -308,6 +317,8 @@ async function repair(t: TickContext): Promise<void> {
   const ready = now === t.current ? t.currentVolumesReady : t.volumesReady;
   if (!now || !ready || p.store.get().deploying || p.store.get().badCommits.includes(now)) return;
   const side = (await sideOf(t, now))!;
+  // Rotation: a new secret version restarts the processes using it, health-gated.
+  t.error ??= await refreshSecrets(p, side, t.status.notices);
   await p.processes.ensure(side.commit, side.role, side.env);
   // `agent once` answers "converged?" for processes it may have just adopted or restarted:
   // give them their health deadline before answering.
@@ -335,6 +346,7 @@ async function finish(t: TickContext): Promise<TickResult> {
   status.current.subject = status.current.commit ? mem.subjects.get(status.current.commit) ?? status.current.subject ?? null : null;
   status.badCommits = [...p.store.get().badCommits];
   status.current.since = status.current.commit ? p.releases.info(status.current.commit).since ?? null : null;
+  if (p.secrets) status.secrets = p.secrets.status(status.current.commit, mem.roles.get(`${status.current.commit}:${status.instance.role}`) ?? null);
   const unhealthy = status.processes.some((x) => !x.healthy);
   const notReady = status.resources.some((r) => !r.ready);
   const converged = !error && !notReady && !unhealthy && status.current.commit === status.desired.commit && !p.store.get().deploying;

@@ -26,6 +26,9 @@ import { addressResource } from "../converge/address.ts";
 import { peerTips, syncTags } from "../converge/tags.ts";
 import type { Trust } from "../trust/trust.ts";
 import { ProcessesAdapter } from "./processes.ts";
+import { endpointFor } from "../cloud/endpoints.ts";
+import { createSecretsClient, type SecretsClient } from "../cloud/secrets.ts";
+import { Secrets } from "../secrets/keeper.ts";
 import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, ResourcePort } from "./ports.ts";
 
 export interface Wired {
@@ -43,7 +46,7 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
   process.env.PATH = offerRuntime(L.bin);
   // The SDK's default credential chain reads instance-role keys from IMDS: the same one we use.
   if (config.imds.endpoint) process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = config.imds.endpoint;
-  const ec2For = (region: string) => createEc2({ region, endpoint: config.aws.endpoint });
+  const ec2For = (region: string) => createEc2({ region, endpoint: endpointFor(config.aws, "ec2", process.env) });
   // The SDK clients load at their first call: say when, and what that cost in memory.
   onSdkLoad((name, rssAddedMB) => log.child("cloud").info("loaded an AWS SDK client", { package: name, rssAddedMB }));
 
@@ -66,7 +69,15 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
 
   const supervisor = new Supervisor({ clock, log: log.child("supervisor"), store, logs: { maxBytes: 50 * 1024 * 1024, keep: 5 }, onEvent: opts.onProcessEvent,
     stateDir: resolve(L.root) });
-  const processes = new ProcessesAdapter(supervisor, L, store, log.child("processes"));
+  // Secrets: the SDK clients are loaded (dynamic import) only when a role has references.
+  const secretClients = new Map<string, Promise<SecretsClient>>();
+  const secrets = new Secrets({
+    store, clock, log: log.child("secrets"),
+    client: (region) => secretClients.get(region) ?? secretClients.set(region, createSecretsClient({
+      region, endpoints: { ssm: endpointFor(config.aws, "ssm", process.env), secretsmanager: endpointFor(config.aws, "secretsmanager", process.env) },
+    })).get(region)!,
+  });
+  const processes = new ProcessesAdapter(supervisor, L, store, log.child("processes"), secrets);
 
   const packages = new AptPackages(), users = new SystemUsers();
   const releases: ReleasesPort = {
@@ -81,11 +92,12 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     async prepare(commit, role, _env, signal) {
       const subject = (await source.ensureCommit(commit)).subject;
       await source.checkout(commit, L, { subject, now: clock.now() });
-      await prepareRelease({ layout: L, commit, role, previous: store.get().lastGoodCommit, packages, users, log: log.child("prepare"), signal, now: () => clock.now() });
+      await prepareRelease({ layout: L, commit, role, previous: store.get().lastGoodCommit, packages, users, log: log.child("prepare"), signal, now: () => clock.now(),
+        stepEnv: (step, i) => secrets.forCommand(commit, role, step.secrets, `setup step ${i + 1} "${step.run}"`) });
     },
     switchCurrent: (c) => switchCurrent(L, c),
     mark: (c, state, reason, message) => { markRelease(L, c, state, clock.now(), reason ? { reason, message } : {}); },
-    runHook: (c, role, command, phase, signal) => runHook(L, c, role, command, phase, signal),
+    runHook: (c, role, command, phase, signal) => runHook(L, c, role, command, phase, signal, secrets.forCommand(c, role, role.hooks.secrets, `${phase} hook \`${command}\``)),
     prune: (inUse) => { pruneReleases(L, inUse); },
   };
 
@@ -114,7 +126,7 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
       : peerTips(ec2Of(id.region), { [config.tags.environment]: id.environment }, id.instanceId),
   };
 
-  const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud, trust: opts.trust ?? null };
+  const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud, trust: opts.trust ?? null, secrets };
   return {
     ports, supervisor,
     goodReleases: () => listReleases(L).filter((r) => r.state === "good" || r.state === "active").map((r) => r.commit),
@@ -122,10 +134,10 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
 }
 
 /** A hook runs like a setup step (runInRelease), as the role's user; a failure says where its output is. */
-async function runHook(L: Layout, commit: string, role: Role, command: string, phase: string, signal: AbortSignal): Promise<void> {
+async function runHook(L: Layout, commit: string, role: Role, command: string, phase: string, signal: AbortSignal, env: Record<string, string>): Promise<void> {
   logToRelease(L, commit, `--- ${phase}: ${command}`);
   const user = await runAs(role.user);   // fails closed: never root in place of an unknown user
-  const r = await runInRelease(L, commit, user, command, { timeoutMs: 10 * 60_000, signal });
+  const r = await runInRelease(L, commit, user, command, { timeoutMs: 10 * 60_000, signal, env });
   if (r.code !== 0) {
     throw new AgentError("HookFailed", `${phase} hook \`${command}\` ${r.timedOut ? "timed out" : `exited ${r.code ?? r.signal}`}; see ${L.releaseLog(commit)}`);
   }

@@ -61,8 +61,38 @@ const Command = z.string().min(1, { abort: true }).superRefine((line, ctx) => {
   if (!r.ok) ctx.addIssue({ code: "custom", message: r.message });
 });
 
-const Env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "must be an environment variable name" }),
-  z.union([z.string(), z.number(), z.boolean()]).transform(String));
+const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "must be an environment variable name" });
+
+/** A value the process's environment may hold: Linux refuses a single string over 128 KB; we stop well before. */
+export const MAX_ENV_VALUE = 32 * 1024;
+const PlainValue = z.union([z.string(), z.number(), z.boolean()]).transform(String)
+  .refine((v) => v.length <= MAX_ENV_VALUE, { message: `is over 32 KB: keep large values in a file of the release (or a shared: path) and pass its path` });
+
+// Secret references (agent/secrets/): resolved with the instance role at process start, never
+// written anywhere. In a role file, `${environment}` in a name stands for the node's environment.
+const SSM_NAME = /^\/(?:[A-Za-z0-9_.\-\/]|\$\{environment\})+$/;
+const SsmName = z.string().max(2048).regex(SSM_NAME, {
+  message: "must be an SSM parameter name with a leading / (letters, digits, _ . - /; ${environment} for the node's environment), like /prod/db/url",
+}).meta({ examples: ["/production/db/url", "/${environment}/db/url"] });
+
+export const SecretRef = z.strictObject({
+  ssm: SsmName.optional().meta({ description: "An SSM Parameter Store name (SecureStrings are decrypted)." }),
+  secret: z.string().min(1).max(2048).optional().meta({ description: "A Secrets Manager secret: its ARN or name." }),
+  key: z.string().min(1).optional().meta({ description: "With secret: the field of the JSON secret string to use." }),
+}).superRefine((r, ctx) => {
+  if (r.ssm !== undefined && r.secret !== undefined) {
+    ctx.addIssue({ code: "custom", message: "takes either ssm: (a Parameter Store name) or secret: (a Secrets Manager ARN or name), not both: keep one" });
+  } else if (r.ssm === undefined && r.secret === undefined) {
+    ctx.addIssue({ code: "custom", message: "a secret reference needs ssm: /path/name or secret: <ARN or name>" });
+  } else if (r.key !== undefined && r.ssm !== undefined) {
+    ctx.addIssue({ code: "custom", message: "key: picks a field of a Secrets Manager JSON secret; drop it for an ssm: parameter" });
+  }
+}).meta({ description: "A secret: { ssm: /path/name } or { secret: <ARN or name>, key: field }." });
+
+const Env = z.record(EnvName, z.union([PlainValue, SecretRef]));
+
+/** Every parameter under an SSM path, each name (the part after the path) uppercased, as chamber does. */
+const SecretsImport = { ssmPath: SsmName.meta({ description: "Every parameter directly under this path becomes a variable: its last name part uppercased, '-' and '.' as '_'.", examples: ["/${environment}/web/"] }) };
 
 const UnixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: "must be a Unix user name (lowercase, at most 32 characters)" }).meta({ examples: ["app"] });
 const Signal = z.enum(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL"]);
@@ -81,6 +111,8 @@ export const RoleBinding = z.strictObject({
   addresses: z.array(z.string().regex(/^eipalloc-[0-9a-f]{8,17}$/, { message: "must be an Elastic IP allocation id like eipalloc-0a1b2c3d" }))
     .optional().meta({ description: "Elastic IP pool (allocation ids); each node of a role with `address: true` holds one." }),
   env: Env.optional().meta({ description: "Environment variables for every process of the role in this environment." }),
+  secrets: z.strictObject({ ssmPath: SecretsImport.ssmPath.optional(), refresh: Duration.prefault("5m").meta({ description: "How often secrets are looked at again (jittered); a new version restarts the processes using it." }) })
+    .optional().meta({ description: "Secrets for every process of the role here: a path import, and how often to refresh." }),
   volumes: z.record(Name, VolumeBinding).optional().meta({ description: "Binds each volume the role declares to an EBS volume." }),
   commit: Commit.optional().meta({ description: "This role runs another commit (a canary)." }),
 });
@@ -120,6 +152,7 @@ export const Process = z.strictObject({
   run: Command.meta({ description: "The command: argv as one string, split like a shell, without shell features." }),
   cwd: RelPath.optional().meta({ description: "Working directory, relative to the release directory (default: the release directory)." }),
   env: Env.prefault({}).meta({ description: "Environment variables of this process." }),
+  secrets: z.strictObject(SecretsImport).optional().meta({ description: "Variables from every parameter under an SSM path." }),
   instances: z.number().int().min(1).max(64).prefault(1).meta({ description: "How many copies to run." }),
   http: z.strictObject({ port: Port, health: z.string().startsWith("/").optional() }).optional()
     .meta({ description: "The agent fronts the process on this port, for cutovers without dropped requests." }),
@@ -138,6 +171,7 @@ export const SetupStep = z.strictObject({
   timeout: Duration.prefault("10m").meta({ description: "The step fails when it runs longer than this." }),
   stop: z.strictObject({ timeout: Duration.prefault("30s") }).prefault({ timeout: "30s" })
     .meta({ description: "A newer commit cancels a running step with SIGTERM, and SIGKILL after this timeout." }),
+  secrets: z.array(EnvName).optional().meta({ description: "Secret variables of the role (env references) this step gets." }),
 });
 
 export const Volume = z.strictObject({
@@ -160,11 +194,15 @@ export const Role = z.strictObject({
   hooks: z.strictObject({
     before_cutover: z.array(Command).prefault([]),
     after_cutover: z.array(Command).prefault([]),
+    secrets: z.array(EnvName).optional().meta({ description: "Secret variables of the role (env references) every hook gets." }),
   }).prefault({ before_cutover: [], after_cutover: [] })
     .meta({ description: "Commands run in the release directory around the cutover; a failing before_cutover hook stops it." }),
 }).meta({ title: "agent role", description: "roles/<role>.yaml: what a node of this role installs, mounts and runs." });
 
 // ---------- /etc/agent/agent.yaml ----------
+
+export const AWS_SERVICES = ["ec2", "ssm", "secretsmanager", "elbv2", "dynamodb"] as const;
+export type AwsService = (typeof AWS_SERVICES)[number];
 
 export const StaticIdentity = z.strictObject({
   role: Name,
@@ -191,7 +229,11 @@ export const Config = z.strictObject({
     .prefault({ role: "Role", environment: "Environment" }),
   imds: z.strictObject({ endpoint: z.string().prefault("http://169.254.169.254"), timeout: Duration.prefault("2s") })
     .prefault({ endpoint: "http://169.254.169.254", timeout: "2s" }),
-  aws: z.strictObject({ endpoint: z.string().nullable().prefault(null) }).prefault({ endpoint: null }),
+  aws: z.strictObject({
+    endpoint: z.string().nullable().prefault(null).meta({ description: "The endpoint of every AWS service (stand-ins, VPC endpoints)." }),
+    endpoints: z.strictObject(Object.fromEntries(AWS_SERVICES.map((k) => [k, z.string().nullable().prefault(null)])) as Record<AwsService, z.ZodPrefault<z.ZodNullable<z.ZodString>>>)
+      .prefault({}).meta({ description: "Per service; wins over AWS_ENDPOINT_URL_<SERVICE>, which wins over endpoint." }),
+  }).prefault({ endpoint: null }),
   auth: z.strictObject({ tokenFile: AbsPath.optional(), username: z.string().prefault("x-access-token") }).optional(),
   devices: z.strictObject({ byIdDir: AbsPath.prefault("/dev/disk/by-id") }).prefault({ byIdDir: "/dev/disk/by-id" }),
   control: z.strictObject({ metrics: z.string().nullable().prefault("127.0.0.1:9464") }).prefault({ metrics: "127.0.0.1:9464" }),
@@ -209,6 +251,8 @@ export type Health = z.output<typeof Health>;
 export type SetupStep = z.output<typeof SetupStep>;
 export type Volume = z.output<typeof Volume>;
 export type Config = z.output<typeof Config>;
+export type SecretRef = z.output<typeof SecretRef>;
+export type EnvValue = string | SecretRef;
 export type StaticIdentity = z.output<typeof StaticIdentity>;
 export type TrustConfig = z.output<typeof Trust>;
 

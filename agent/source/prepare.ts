@@ -29,6 +29,8 @@ export interface PrepareOptions {
   /** A newer commit aborts this preparation: the running step's process group is killed. */
   signal?: AbortSignal;
   now?: () => number;
+  /** The secret variables a step names (`secrets:`), resolved by the caller; never written anywhere. */
+  stepEnv?: (step: SetupStep, index: number) => Record<string, string>;
 }
 
 /**
@@ -87,9 +89,10 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
   }
   if (step.inputs?.length && !outputs.length) say(`  (inputs without outputs: nothing to carry, so this step runs in every release)`);
   say(`$ ${step.run}`);
+  const env = o.stepEnv?.(step, i);
   let r;
   try {
-    r = await runInRelease(o.layout, o.commit, user, step.run, { timeoutMs: step.timeout, stopTimeoutMs: step.stop.timeout, signal: o.signal });
+    r = await runInRelease(o.layout, o.commit, user, step.run, { timeoutMs: step.timeout, stopTimeoutMs: step.stop.timeout, signal: o.signal, env });
   } catch (e) {
     const denied = user && (e as { code?: string }).code === "EACCES" ? explainUnreachable(step.run.trim().split(/\s+/)[0] ?? "", user, process.env.PATH, o.layout.release(o.commit)) : null;
     throw AgentError.terminal("SetupFailed", `setup step ${i + 1} "${step.run}" could not start (${(e as Error).message}); ${denied ?? "fix the role file, or install the program (packages: in the role)"}`);
@@ -113,13 +116,13 @@ async function runStep(o: PrepareOptions, step: SetupStep, i: number, dir: strin
  * Throws only when the command cannot be split or started; the result says how it ended.
  */
 export async function runInRelease(l: Layout, commit: string, user: UnixUser | null, command: string,
-  opts: { timeoutMs: number; stopTimeoutMs?: number; signal?: AbortSignal }): Promise<ExecResult> {
+  opts: { timeoutMs: number; stopTimeoutMs?: number; signal?: AbortSignal; env?: Record<string, string> }): Promise<ExecResult> {
   // Fail closed: as root, a command runs as root only when runAs() said so (user: root).
   if (!user && isRoot()) throw new Error(`no user to run \`${command}\` as; the agent never runs a role's command as root in place of its user`);
   const argv = splitArgs(command);
   const dir = l.release(commit);
   const markers = stepMarkers(resolve(l.root), argv);   // found by the next agent even before its pgid is recorded
-  const env: Record<string, string> = { ...withoutMarkers(process.env), RELEASE_DIR: dir, AGENT_RELEASE: dir, AGENT_COMMIT: commit, ...markers };
+  const env: Record<string, string> = { ...withoutMarkers(process.env), ...opts.env, RELEASE_DIR: dir, AGENT_RELEASE: dir, AGENT_COMMIT: commit, ...markers };
   const asUser = user && user.uid !== 0 ? user : null;
   if (asUser) {
     const home = join(l.root, "home", asUser.name);

@@ -54,6 +54,8 @@ export interface AgentState {
    * not count); after MAX_CONFIRM_ATTEMPTS it is rolled back.
    */
   deploying: { commit: string; from: string | null; startedAt: number; failures?: number } | null;
+  /** Per commit, the versions (never the values) of the secrets its processes run with (agent/secrets/). */
+  secrets?: Record<string, import("../secrets/plan.ts").Resolution>;
 }
 
 export const emptyState = (): AgentState => ({

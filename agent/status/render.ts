@@ -74,6 +74,13 @@ export function renderStatus(s: Status, opts: RenderOptions): string {
     }));
   }
 
+  if (s.secrets?.length) {
+    // name, source and version: a value is never in the status
+    out.push("", bold(c, "SECRETS"));
+    const rows = [["NAME", "SOURCE", "VERSION", "PROCESSES"], ...s.secrets.map((x) => [x.name, x.source, x.version, x.processes.join(",")])];
+    out.push(...table(rows).map((line, n) => "  " + (n === 0 ? dim(c, line) : line).trimEnd()));
+  }
+
   out.push("", dim(c, sourceLine(s, opts)));
   return out.join("\n") + "\n";
 }

@@ -39,4 +39,6 @@ export interface Status {
   /** When this status was written (epoch ms), so readers can say how stale it is. */
   writtenAt: number;
   agent: { version: string; pid: number; mode: "run" | "once" };
+  /** The running release's secret variables: name, where from, which version, used by which processes. Never a value. */
+  secrets?: { name: string; source: string; version: string; processes: string[] }[];
 }

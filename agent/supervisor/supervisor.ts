@@ -32,7 +32,9 @@ export interface SupervisorDeps {
 
 /** What makes a running process different: a change here restarts it; other fields apply in place. */
 export function specHash(s: ProcessSpec): string {
-  const key = JSON.stringify([s.argv, s.cwd, Object.entries(s.env).sort(), s.user?.uid, s.user?.gid, s.commit, s.releaseDir, s.port]);
+  // A secret counts by name and version (s.secrets.fingerprint), never by its value.
+  const env = Object.entries(s.env).filter(([k]) => !s.secrets?.names.includes(k)).sort();
+  const key = JSON.stringify([s.argv, s.cwd, env, s.user?.uid, s.user?.gid, s.commit, s.releaseDir, s.port, ...(s.secrets ? [s.secrets.fingerprint] : [])]);
   return createHash("sha256").update(key).digest("hex").slice(0, 16);
 }
 

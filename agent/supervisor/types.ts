@@ -14,6 +14,8 @@ export interface ProcessSpec {
   argv: string[];          // splitArgs(process.run)
   cwd: string;             // releaseDir joined with process.cwd
   env: Record<string, string>;  // merged by the loop; the supervisor adds AGENT_COMMIT, AGENT_RELEASE and its markers (marker.ts)
+  /** The variables of env that hold secrets: their values stay out of the fingerprint, their name + version go in. */
+  secrets?: { names: string[]; fingerprint: string; pending: boolean };
   port?: number;
   user?: { uid: number; gid: number; name: string };  // undefined: the agent's own user
   restart: RestartPolicy;

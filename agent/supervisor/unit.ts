@@ -65,6 +65,12 @@ export class Unit {
     const spec = this.spec;
     if (!spec || this.detached || this.retired || this.stopping || this.pid !== null) return;
     const now = this.ctx.clock.now();
+    if (spec.secrets?.pending) {
+      // Only the versions are known (an agent restarted while SSM was unreachable): never start without the values.
+      const message = `cannot start ${spec.name}: the values of its secrets (${spec.secrets.names.join(", ")}) are not fetched yet; retried`;
+      this.afterExit({ startedAt: now, exitedAt: now, code: null, signal: null, requested: false }, "SecretsUnavailable", message);
+      return;
+    }
     let fd: number | undefined;
     try {
       mkdirSync(dirname(spec.logFile), { recursive: true });

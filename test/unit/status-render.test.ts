@@ -118,6 +118,12 @@ describe("renderStatus", () => {
     expect(render(s, daemon, false)).toContain("phase FAILED");
   });
 
+  test("secrets are listed by name, source and version, with the processes using them", () => {
+    const text = render(sampleStatus((s) => { s.secrets = [{ name: "DATABASE_URL", source: "ssm:/prod/db/url", version: "3", processes: ["web", "worker"] }]; }));
+    expect(text).toMatch(/SECRETS\n +NAME +SOURCE +VERSION +PROCESSES\n +DATABASE_URL +ssm:\/prod\/db\/url +3 +web,worker/);
+    expect(render(sampleStatus())).not.toContain("SECRETS");
+  });
+
   test("a process that is not running shows no uptime and no health", () => {
     const text = render(sampleStatus((s) => { s.processes[0] = { ...s.processes[0]!, state: "stopped", pid: null }; }));
     expect(text).toMatch(/web +stopped +- +- +0 +- +9fceb02d0ae5/);
