@@ -3,6 +3,8 @@
 // Every SDK import of the agent goes through here (a test scans for static ones).
 import type * as Ec2Sdk from "@aws-sdk/client-ec2";
 import type * as ImdsSdk from "@aws-sdk/ec2-metadata-service";
+import type * as SsmSdk from "@aws-sdk/client-ssm";
+import type * as SecretsManagerSdk from "@aws-sdk/client-secrets-manager";
 
 const loaded = new Map<string, Promise<unknown>>();
 let onLoad: (name: string, rssDeltaMB: number) => void = () => {};
@@ -26,3 +28,6 @@ function load<T>(name: string, importer: () => Promise<T>): Promise<T> {
 
 export const loadEc2Sdk = (): Promise<typeof Ec2Sdk> => load("@aws-sdk/client-ec2", () => import("@aws-sdk/client-ec2"));
 export const loadImdsSdk = (): Promise<typeof ImdsSdk> => load("@aws-sdk/ec2-metadata-service", () => import("@aws-sdk/ec2-metadata-service"));
+// Only for roles with secret references (agent/secrets/).
+export const loadSsmSdk = (): Promise<typeof SsmSdk> => load("@aws-sdk/client-ssm", () => import("@aws-sdk/client-ssm"));
+export const loadSecretsManagerSdk = (): Promise<typeof SecretsManagerSdk> => load("@aws-sdk/client-secrets-manager", () => import("@aws-sdk/client-secrets-manager"));

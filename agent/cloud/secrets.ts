@@ -2,7 +2,10 @@
 // loaded on first use (a dynamic import): a role without secrets never loads them. Values are
 // returned to the caller and never logged. Failures become AgentErrors naming the parameter or
 // secret and, for a denied call, the IAM action to grant.
+import type * as SsmSdk from "@aws-sdk/client-ssm";
+import type * as SecretsManagerSdk from "@aws-sdk/client-secrets-manager";
 import { AgentError, errorMessage } from "../core/errors.ts";
+import { loadSecretsManagerSdk, loadSsmSdk } from "./sdk.ts";
 
 export interface Parameter { name: string; value: string; version: string }
 
@@ -56,13 +59,13 @@ export async function createSecretsClient(o: SecretsClientOptions): Promise<Secr
   // One try per call: secrets/fetch.ts backs off on throttling itself, with jitter, and counts calls.
   const common = { region: o.region, credentials: o.credentials, maxAttempts: 1,
     requestHandler: { connectionTimeout: 2000, requestTimeout: 5000 } };
-  let ssm: Promise<{ send: (c: any) => Promise<any>; m: typeof import("@aws-sdk/client-ssm") }> | null = null;
-  let sm: Promise<{ send: (c: any) => Promise<any>; m: typeof import("@aws-sdk/client-secrets-manager") }> | null = null;
-  const ssmClient = () => ssm ??= import("@aws-sdk/client-ssm").then((m) => {
+  let ssm: Promise<{ send: (c: any) => Promise<any>; m: typeof SsmSdk }> | null = null;
+  let sm: Promise<{ send: (c: any) => Promise<any>; m: typeof SecretsManagerSdk }> | null = null;
+  const ssmClient = () => ssm ??= loadSsmSdk().then((m) => {
     const c = new m.SSMClient({ ...common, ...(o.endpoints.ssm ? { endpoint: o.endpoints.ssm } : {}) });
     return { send: (x: any) => c.send(x), m };
   });
-  const smClient = () => sm ??= import("@aws-sdk/client-secrets-manager").then((m) => {
+  const smClient = () => sm ??= loadSecretsManagerSdk().then((m) => {
     const c = new m.SecretsManagerClient({ ...common, ...(o.endpoints.secretsmanager ? { endpoint: o.endpoints.secretsmanager } : {}) });
     return { send: (x: any) => c.send(x), m };
   });
