@@ -60,7 +60,7 @@ export class ProcessesAdapter implements ProcessesPort {
   async replace(commit: string, role: Role, env: Record<string, string>, only?: string[]) {
     // Within one commit (a secret rotation) the new instance overlaps the old: it needs a port of its own.
     const kept = only ? [...this.ports].filter(([k]) => only.some((n) => k === `${commit}:${n}` || k.startsWith(`${commit}:${n}#`))) : [];
-    for (const [k] of kept) this.ports.delete(k);
+    for (const [k] of kept) { this.ports.delete(k); this.fresh.add(k); }
     const specs = await this.specs(commit, role, env);
     const running = this.sup.status();
     // Two groups move at once. Those that may overlap start together and the old ones stop only
@@ -78,6 +78,7 @@ export class ProcessesAdapter implements ProcessesPort {
       return this.sup.replace(g.old, g.mine, { overlap: g.overlap });
     }));
     const failed = results.find((r) => !r.ok);
+    this.fresh.clear();
     if (failed) { for (const [k, port] of kept) this.ports.set(k, port); return failed; }
     this.sup.ensure(specs);   // processes the new role no longer has are stopped
     return { ok: true as const };
@@ -97,10 +98,14 @@ export class ProcessesAdapter implements ProcessesPort {
     return this.users.get(name)!;
   }
 
+  /** Instances being replaced within their own commit: they get a new port, not the recorded one. */
+  private readonly fresh = new Set<string>();
+
   private async portFor(commit: string, name: string): Promise<number> {
     const key = `${commit}:${name}`;
-    // Records adopted after this adapter was made (found by marker) keep their port too.
-    let port = this.ports.get(key) ?? this.store.get().processes.find((r) => r.commit === commit && r.name === name)?.port;
+    // Records adopted after this adapter was made (found by marker) keep their port too; an
+    // instance that must overlap its own predecessor (a secret rotation) never takes its port.
+    let port = this.ports.get(key) ?? (this.fresh.has(key) ? undefined : this.store.get().processes.find((r) => r.commit === commit && r.name === name)?.port);
     if (!port) {
       port = freePort();
       this.ports.set(key, port);
