@@ -14,14 +14,6 @@ export const CERT_TYPES: Record<string, string> = {
   "ssh-rsa-cert-v01@openssh.com": "ssh-rsa",
 };
 
-/**
- * Critical options understood here. Both restrict where a certificate may log in from and what
- * it may run; neither says anything about signatures, so they do not stop one. Any other
- * critical option refuses the certificate (PROTOCOL.certkeys: "implementations must refuse to
- * authorise a key that has an unrecognised critical option").
- */
-export const KNOWN_CRITICAL_OPTIONS = ["force-command", "source-address"];
-
 export interface SshCertificate {
   /** The certificate type string (ssh-ed25519-cert-v01@openssh.com, …). */
   certType: string;
@@ -35,6 +27,7 @@ export interface SshCertificate {
   /** Seconds since the epoch; validBefore is exclusive, as OpenSSH checks it. */
   validAfter: number;
   validBefore: number;
+  /** Names only; verdict.ts refuses any it does not understand (PROTOCOL.certkeys' rule). */
   criticalOptions: string[];
   extensions: string[];
   /** The CA key that signed the certificate. */
