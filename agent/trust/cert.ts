@@ -36,7 +36,7 @@ export interface SshCertificate {
   caSignature: { ok: true } | { ok: false; why: string };
 }
 
-export const isCertType = (type: string) => type in CERT_TYPES;
+export const isCertType = (type: string) => Object.hasOwn(CERT_TYPES, type);
 
 /** A uint64 as seconds, clamped so "forever" (2^64-1) stays a finite number. */
 function uint64(r: Reader): bigint {
@@ -56,7 +56,7 @@ function optionNames(buf: Uint8Array): string[] {
 export function parseCertificate(blob: Uint8Array): SshCertificate {
   const r = new Reader(blob);
   const certType = r.text();
-  const plain = CERT_TYPES[certType];
+  const plain = isCertType(certType) ? CERT_TYPES[certType] : undefined;
   if (!plain) throw new TrustInputError(`unsupported certificate type ${certType}`);
   r.string(); // nonce
   // The certified key's fields, in the plain key's order: rebuild the plain key blob from them.

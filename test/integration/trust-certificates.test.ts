@@ -2,7 +2,7 @@
 // cert-authority lines in allowed_signers, and each verdict compared with what git itself
 // (git verify-commit, which runs ssh-keygen -Y verify) says about the same commit.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeRepo, type TestRepo } from "../fixtures/repo.ts";
@@ -187,6 +187,10 @@ describe("commits signed with an SSH certificate", () => {
     const w = await judge(oid, file, revokedKey);
     expect(w.reason).toBe("KeyRevoked");
     expect(w.message).toContain(`whose key is revoked in ${revokedKey}:1`);
+    const revokedCert = join(dir, "revoked-cert");
+    writeFileSync(revokedCert, `${readFileSync(cert.path, "utf8")}`);
+    expect((await judge(oid, file, revokedCert)).message).toContain(`whose key is revoked in ${revokedCert}:1`);
+    expect((await gitVerify(repo, oid, file, revokedCert)).ok).toBe(false);
     expect((await judge(oid, file)).accepted).toBe(true);
   });
 
