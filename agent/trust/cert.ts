@@ -60,10 +60,8 @@ export function parseCertificate(blob: Uint8Array): SshCertificate {
   if (!plain) throw new TrustInputError(`unsupported certificate type ${certType}`);
   r.string(); // nonce
   // The certified key's fields, in the plain key's order: rebuild the plain key blob from them.
-  let keyFields: Uint8Array[];
-  if (plain === "ssh-ed25519") keyFields = [r.string()];
-  else if (plain === "ssh-rsa") keyFields = [r.string(), r.string()]; // e, n (mpints as they are)
-  else keyFields = [r.string(), r.string()]; // curve, Q
+  // ed25519: pk; ecdsa: curve, Q; rsa: e, n (mpints kept as they are, so the fingerprint matches).
+  const keyFields = plain === "ssh-ed25519" ? [r.string()] : [r.string(), r.string()];
   const key = parsePublicKey(concat(sshString(plain), ...keyFields.map((f) => sshString(f))));
   const serial = uint64(r);
   const type = r.uint32();
