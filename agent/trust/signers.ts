@@ -1,6 +1,7 @@
 // git's allowed_signers format (ssh-keygen(1), ALLOWED SIGNERS) and the revoked-keys list, parsed
 // into data with a `file:line` for every entry and every problem. Pure apart from decoding keys.
 import { closest } from "../manifest/suggest.ts";
+import { isCertType, parseCertificate } from "./cert.ts";
 import { KEY_TYPES, TrustInputError, fingerprintOf, parseKeyText } from "./wire.ts";
 
 export interface AllowedSigner {
@@ -123,7 +124,8 @@ export interface RevokedKey { fingerprint: string; source: string }
 
 /**
  * The revoked-keys file: one key per line, as an SSH public key line ("ssh-ed25519 AAAA… comment"),
- * an SSH fingerprint (SHA256:…) or an OpenPGP fingerprint (40 or 64 hex digits).
+ * an SSH certificate line (revokes the certified key), an SSH fingerprint (SHA256:…) or an OpenPGP
+ * fingerprint (40 or 64 hex digits).
  */
 export function parseRevokedKeys(text: string, file: string): ParsedList<RevokedKey> {
   const entries: RevokedKey[] = [], problems: SignersProblem[] = [];
@@ -135,7 +137,11 @@ export function parseRevokedKeys(text: string, file: string): ParsedList<Revoked
     try {
       if (/^SHA256:[A-Za-z0-9+/]{43}$/.test(first!)) entries.push({ fingerprint: first!, source });
       else if (/^([0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/.test(first!)) entries.push({ fingerprint: first!.toUpperCase(), source });
-      else if ((KEY_TYPES as readonly string[]).includes(first!)) {
+      else if (isCertType(first!)) {
+        // A certificate line revokes the key it certifies (the CA stays trusted).
+        if (!second || !/^[A-Za-z0-9+/]+={0,2}$/.test(second)) throw new TrustInputError(`${first} without its base64 certificate`);
+        entries.push({ fingerprint: parseCertificate(new Uint8Array(Buffer.from(second, "base64"))).key.fingerprint, source });
+      } else if ((KEY_TYPES as readonly string[]).includes(first!)) {
         if (!second) throw new TrustInputError(`${first} without its base64 key`);
         entries.push({ fingerprint: parseKeyText(first!, second).fingerprint, source });
       } else throw new TrustInputError(`"${first}" is not a key: use an SSH public key line, an SSH fingerprint (SHA256:…) or an OpenPGP fingerprint (40 hex digits)`);

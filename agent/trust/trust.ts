@@ -101,7 +101,12 @@ export async function checkSignature(facts: CommitFacts, keyring: OpenPgpKeyring
     try {
       const parsed = parseSshSignature(sig.text);
       const r = verifySshSignature(parsed, facts.payload, "git");
-      return { kind: "ssh", fingerprint: parsed.publicKey.fingerprint, keyType: parsed.publicKey.type, valid: r.ok, ...(r.ok ? {} : { why: r.why }) };
+      const c = parsed.certificate;
+      const certificate = c ? {
+        keyId: c.keyId, serial: String(c.serial), type: c.type, principals: c.principals, validAfter: c.validAfter, validBefore: c.validBefore,
+        criticalOptions: c.criticalOptions, caFingerprint: c.ca.fingerprint, caKeyType: c.ca.type, caValid: c.caSignature.ok, ...(c.caSignature.ok ? {} : { caWhy: c.caSignature.why }),
+      } : undefined;
+      return { kind: "ssh", fingerprint: parsed.publicKey.fingerprint, keyType: parsed.publicKey.type, valid: r.ok, ...(r.ok ? {} : { why: r.why }), ...(certificate ? { certificate } : {}) };
     } catch (e) {
       return { kind: "unreadable", format: "ssh", why: e instanceof TrustInputError ? e.message : String(e) };
     }

@@ -6,8 +6,44 @@ import type { AllowedSigner, RevokedKey } from "./signers.ts";
 export type SignatureCheck =
   | { kind: "none" }
   | { kind: "unreadable"; format: "ssh" | "openpgp" | "unknown"; why: string }
-  | { kind: "ssh"; fingerprint: string; keyType: string; valid: boolean; why?: string }
+  | { kind: "ssh"; fingerprint: string; keyType: string; valid: boolean; why?: string; certificate?: CertificateFacts }
   | { kind: "openpgp"; keyId: string; fingerprint: string | null; userIds: string[]; valid: boolean; expired: boolean; revoked: boolean; why?: string };
+
+/** An OpenSSH certificate the signature carries (the signing key is the certified key). */
+export interface CertificateFacts {
+  keyId: string;
+  serial: string;
+  /** 1: user, 2: host. */
+  type: number;
+  principals: string[];
+  /** Seconds since the epoch; validBefore is exclusive. */
+  validAfter: number;
+  validBefore: number;
+  criticalOptions: string[];
+  caFingerprint: string;
+  caKeyType: string;
+  /** Whether the CA's signature over the certificate verifies. */
+  caValid: boolean;
+  caWhy?: string;
+}
+
+/** Critical options that do not concern signatures (they restrict logins); any other refuses. */
+export const SIGNATURE_NEUTRAL_CRITICAL_OPTIONS = ["force-command", "source-address"];
+
+/** OpenSSH's match_pattern: `*` and `?` wildcards, the whole string. */
+export function matchPattern(s: string, pattern: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "s");
+  return re.test(s);
+}
+
+/** OpenSSH's match_pattern_list: a negated pattern (`!x`) that matches refuses, else any match. */
+export function matchPatternList(s: string, patterns: string[]): boolean {
+  let ok = false;
+  for (const p of patterns) {
+    if (p.startsWith("!")) { if (matchPattern(s, p.slice(1))) return false; } else if (matchPattern(s, p)) ok = true;
+  }
+  return ok;
+}
 
 export interface TrustPolicy {
   /** The node's own allowed_signers file (the root of trust). */
@@ -21,7 +57,7 @@ export interface TrustPolicy {
 }
 
 export type VerdictReason = "Signed" | "Unsigned" | "UnknownSigner" | "KeyNotValidYet" | "KeyExpired" | "KeyRevoked"
-  | "BadSignature" | "SignatureUnreadable" | "WrongNamespace" | "FormatNotTrusted";
+  | "BadSignature" | "SignatureUnreadable" | "WrongNamespace" | "FormatNotTrusted" | "CertificateRefused";
 
 export interface Verdict {
   accepted: boolean;
@@ -71,6 +107,8 @@ export function judge(commit: CommitRef, check: SignatureCheck, policy: TrustPol
     return { accepted: true, reason: "Signed", ...base, listedIn: policy.openpgpKeyFiles.join(", "), message: `${what} ${commit.oid.slice(0, 12)} is signed by ${who}` };
   }
 
+  if (check.certificate) return judgeCertificate(commit, check, check.certificate, policy, what, refuse, revokedEntry, sshFiles);
+
   // SSH: find the key among the signers (one key may be listed on several lines).
   const lines = policy.signers.filter((s) => s.fingerprint === check.fingerprint && !s.certAuthority);
   const base = { format: "ssh" as const, key: check.fingerprint, signer: lines.length ? [...new Set(lines.flatMap((l) => l.principals))].join(", ") : null };
@@ -97,4 +135,65 @@ export function judge(commit: CommitRef, check: SignatureCheck, policy: TrustPol
       `it is signed by ${who}, whose entry ${l.source} is valid ${tooEarly ? `only after ${day(l.validAfter!)}` : `only before ${day(l.validBefore!)}`}, and the commit was made ${day(t)}`, base);
   }
   return { accepted: true, reason: "Signed", ...base, listedIn: inTime.source, message: `${what} ${commit.oid.slice(0, 12)} is signed by ${who}, listed in ${inTime.source}` };
+}
+
+
+/**
+ * A signature made with an OpenSSH certificate, judged as `ssh-keygen -Y verify` does with a
+ * `cert-authority` line: the CA listed as cert-authority, its signature over the certificate, a
+ * user certificate, a principal of the certificate matching the line's principals, the commit
+ * time inside the certificate's window and the line's, and the signature by the certified key.
+ */
+function judgeCertificate(
+  commit: CommitRef, check: Extract<SignatureCheck, { kind: "ssh" }>, cert: CertificateFacts, policy: TrustPolicy, what: "tip" | "release",
+  refuse: (reason: VerdictReason, text: string, extra?: Partial<Verdict>) => Verdict,
+  revokedEntry: (fp: string | null) => RevokedKey | undefined, sshFiles: string,
+): Verdict {
+  const lines = policy.signers.filter((s) => s.fingerprint === cert.caFingerprint && s.certAuthority);
+  const certName = `certificate "${cert.keyId}" (serial ${cert.serial}, ${check.keyType} ${check.fingerprint})`;
+  const by = `CA ${cert.caKeyType} ${cert.caFingerprint}`;
+  const base = { format: "ssh" as const, key: check.fingerprint, signer: cert.principals.join(", ") || null };
+  const who = `${certName} from ${by}`;
+  const t = commit.committerTime;
+  const revKey = revokedEntry(check.fingerprint), revCa = revokedEntry(cert.caFingerprint);
+  if (revKey) return refuse("KeyRevoked", `it is signed with ${who}, whose key is revoked in ${revKey.source}`, base);
+  if (revCa) return refuse("KeyRevoked", `it is signed with ${who}, a CA key revoked in ${revCa.source}`, base);
+  if (!cert.caValid) return refuse("BadSignature", `it is signed with ${who}, but the certificate is not validly signed by that CA (${cert.caWhy ?? "it was changed after signing"})`, base);
+  if (lines.length === 0) {
+    const plain = policy.signers.find((s) => s.fingerprint === cert.caFingerprint);
+    return refuse("UnknownSigner", plain
+      ? `it is signed with ${who}, but ${plain.source} lists that CA key without cert-authority; add cert-authority to trust the certificates it signs`
+      : `it is signed with ${who}, which is not a cert-authority in ${sshFiles || "any allowed_signers file (trust.allowedSigners is not set)"}`, base);
+  }
+  if (!check.valid) {
+    const ns = check.why?.startsWith("it was made for namespace");
+    return refuse(ns ? "WrongNamespace" : "BadSignature", `the signature with ${who}: ${ns ? check.why : `the signature does not match the commit (${check.why ?? "it was changed after signing"})`}`, base);
+  }
+  if (cert.type !== 1) return refuse("CertificateRefused", `it is signed with ${who}, a ${cert.type === 2 ? "host" : `type ${cert.type}`} certificate; only user certificates (ssh-keygen -s without -h) sign commits`, base);
+  const unknown = cert.criticalOptions.filter((o) => !SIGNATURE_NEUTRAL_CRITICAL_OPTIONS.includes(o));
+  if (unknown.length) return refuse("CertificateRefused", `it is signed with ${who}, whose critical option ${unknown.join(", ")} is not understood here (only ${SIGNATURE_NEUTRAL_CRITICAL_OPTIONS.join(", ")} are)`, base);
+  if (cert.principals.length === 0) return refuse("CertificateRefused", `it is signed with ${who}, which names no principals (sign it with ssh-keygen -n)`, base);
+  const inNamespace = lines.filter((l) => !l.namespaces || l.namespaces.includes("git"));
+  if (inNamespace.length === 0) {
+    return refuse("WrongNamespace", `it is signed with ${who}, but ${lines.map((l) => l.source).join(", ")} allows that CA only for namespaces ${lines[0]!.namespaces!.join(",")}, not git`, base);
+  }
+  const matching = inNamespace.map((l) => ({ l, principals: cert.principals.filter((p) => matchPatternList(p, l.principals)) })).filter((m) => m.principals.length);
+  if (matching.length === 0) {
+    return refuse("CertificateRefused", `it is signed with ${who} for principals ${cert.principals.join(", ")}, none of which ${inNamespace.map((l) => l.source).join(", ")} allows (${inNamespace[0]!.principals.join(",")})`, base);
+  }
+  if (t < cert.validAfter || t >= cert.validBefore) {
+    const early = t < cert.validAfter;
+    return refuse(early ? "KeyNotValidYet" : "KeyExpired",
+      `it is signed with ${who}, a certificate valid ${early ? `only from ${day(cert.validAfter)}` : `only before ${day(cert.validBefore)}`}, and the commit was made ${day(t)}`, base);
+  }
+  const inTime = matching.find(({ l }) => (l.validAfter === null || t >= l.validAfter) && (l.validBefore === null || t <= l.validBefore));
+  if (!inTime) {
+    const l = matching[0]!.l;
+    const tooEarly = l.validAfter !== null && t < l.validAfter;
+    return refuse(tooEarly ? "KeyNotValidYet" : "KeyExpired",
+      `it is signed with ${who}, whose CA entry ${l.source} is valid ${tooEarly ? `only after ${day(l.validAfter!)}` : `only before ${day(l.validBefore!)}`}, and the commit was made ${day(t)}`, base);
+  }
+  const signer = inTime.principals.join(", ");
+  return { accepted: true, reason: "Signed", ...base, signer, listedIn: inTime.l.source,
+    message: `${what} ${commit.oid.slice(0, 12)} is signed by ${signer} with ${who}, a cert-authority listed in ${inTime.l.source}` };
 }

@@ -9,6 +9,8 @@ export class Reader {
   private off = 0;
   constructor(readonly buf: Uint8Array) {}
   get done(): boolean { return this.off >= this.buf.length; }
+  /** How many bytes have been read. */
+  get offset(): number { return this.off; }
   bytes(n: number): Uint8Array {
     if (n < 0 || this.off + n > this.buf.length) throw new TrustInputError("truncated SSH data");
     const out = this.buf.subarray(this.off, this.off + n);

@@ -1,7 +1,7 @@
 // The trust verdict as a table: commit facts + what the signature check found + signers +
 // revoked keys -> accept or refuse, with one sentence naming the commit, the signer, the file.
 import { describe, expect, test } from "bun:test";
-import { judge, type SignatureCheck, type TrustPolicy } from "../../agent/trust/verdict.ts";
+import { judge, matchPatternList, type CertificateFacts, type SignatureCheck, type TrustPolicy } from "../../agent/trust/verdict.ts";
 import { newestTip } from "../../agent/trust/floor.ts";
 import type { AllowedSigner } from "../../agent/trust/signers.ts";
 
@@ -18,6 +18,36 @@ const policy = (over: Partial<TrustPolicy> = {}): TrustPolicy => ({
 const ssh = (over: Partial<Extract<SignatureCheck, { kind: "ssh" }>> = {}): SignatureCheck => ({ kind: "ssh", fingerprint: FP, keyType: "ssh-ed25519", valid: true, ...over });
 const pgp = (over: Partial<Extract<SignatureCheck, { kind: "openpgp" }>> = {}): SignatureCheck =>
   ({ kind: "openpgp", keyId: PGP.slice(-16), fingerprint: PGP, userIds: ["ops <ops@example.com>"], valid: true, expired: false, revoked: false, ...over });
+
+const CA = "SHA256:" + "C".repeat(43);
+const cert = (over: Partial<CertificateFacts> = {}): CertificateFacts => ({
+  keyId: "alice-laptop", serial: "7", type: 1, principals: ["alice@example.com"], validAfter: T - 3600, validBefore: T + 3600,
+  criticalOptions: [], caFingerprint: CA, caKeyType: "ssh-ed25519", caValid: true, ...over,
+});
+const caLine = (over: Partial<AllowedSigner> = {}) => signer({ fingerprint: CA, principals: ["*@example.com"], certAuthority: true, source: "/etc/agent/allowed_signers:5", ...over });
+const certSig = (over: Partial<CertificateFacts> = {}, sig: Partial<Extract<SignatureCheck, { kind: "ssh" }>> = {}) => ssh({ certificate: cert(over), ...sig });
+
+const certCases: [string, SignatureCheck, Partial<TrustPolicy>, string, RegExp][] = [
+  ["a user certificate from a listed CA", certSig(), { signers: [caLine()] }, "Signed", /signed by alice@example.com with certificate "alice-laptop" \(serial 7.*a cert-authority listed in \/etc\/agent\/allowed_signers:5/],
+  ["the CA listed without cert-authority", certSig(), { signers: [caLine({ certAuthority: false })] }, "UnknownSigner", /lists that CA key without cert-authority/],
+  ["a CA nobody listed", certSig({ caFingerprint: OTHER }), { signers: [caLine()] }, "UnknownSigner", /not a cert-authority in \/etc\/agent\/allowed_signers/],
+  ["the CA key signing directly (not a certificate)", ssh({ fingerprint: CA }), { signers: [caLine()] }, "UnknownSigner", /which is not in/],
+  ["a CA signature that does not verify", certSig({ caValid: false, caWhy: "the CA's signature does not match the certificate" }), { signers: [caLine()] }, "BadSignature", /not validly signed by that CA/],
+  ["a signature by the certified key that does not match", certSig({}, { valid: false, why: "x" }), { signers: [caLine()] }, "BadSignature", /does not match the commit/],
+  ["a host certificate", certSig({ type: 2 }), { signers: [caLine()] }, "CertificateRefused", /a host certificate; only user certificates/],
+  ["an unknown critical option", certSig({ criticalOptions: ["verify-required"] }), { signers: [caLine()] }, "CertificateRefused", /critical option verify-required is not understood/],
+  ["force-command and source-address", certSig({ criticalOptions: ["force-command", "source-address"] }), { signers: [caLine()] }, "Signed", /signed by/],
+  ["no principals in the certificate", certSig({ principals: [] }), { signers: [caLine()] }, "CertificateRefused", /names no principals/],
+  ["a principal the line does not allow", certSig({ principals: ["alice@evil.org"] }), { signers: [caLine()] }, "CertificateRefused", /principals alice@evil.org, none of which \/etc\/agent\/allowed_signers:5 allows \(\*@example.com\)/],
+  ["a negated principal pattern", certSig({ principals: ["root@example.com"] }), { signers: [caLine({ principals: ["!root@example.com", "*@example.com"] })] }, "CertificateRefused", /none of which/],
+  ["a certificate before its valid_after", certSig({ validAfter: T + 1 }), { signers: [caLine()] }, "KeyNotValidYet", /a certificate valid only from/],
+  ["a certificate at its valid_before (exclusive, as OpenSSH)", certSig({ validBefore: T }), { signers: [caLine()] }, "KeyExpired", /a certificate valid only before/],
+  ["the CA line's valid-before", certSig(), { signers: [caLine({ validBefore: T - 1 })] }, "KeyExpired", /whose CA entry \/etc\/agent\/allowed_signers:5 is valid only before/],
+  ["the CA line for other namespaces", certSig(), { signers: [caLine({ namespaces: ["file"] })] }, "WrongNamespace", /allows that CA only for namespaces file/],
+  ["a revoked CA", certSig(), { signers: [caLine()], revoked: [{ fingerprint: CA, source: "/r:1" }] }, "KeyRevoked", /a CA key revoked in \/r:1/],
+  ["a revoked certified key", certSig(), { signers: [caLine()], revoked: [{ fingerprint: FP, source: "/r:2" }] }, "KeyRevoked", /whose key is revoked in \/r:2/],
+  ["a certificate for a key listed only as a plain key (the plain line does not count, as in ssh-keygen)", certSig({ caFingerprint: OTHER }), {}, "UnknownSigner", /not a cert-authority/],
+];
 
 const cases: [string, SignatureCheck, Partial<TrustPolicy>, string, RegExp][] = [
   ["a good signature by a listed key", ssh(), {}, "Signed", /signed by ops@example.com .*listed in \/etc\/agent\/allowed_signers:3/],
@@ -43,7 +73,7 @@ const cases: [string, SignatureCheck, Partial<TrustPolicy>, string, RegExp][] = 
 ];
 
 describe("judge", () => {
-  for (const [name, check, over, reason, message] of cases) {
+  for (const [name, check, over, reason, message] of [...cases, ...certCases.map(([n, ...rest]) => [`certificate: ${n}`, ...rest] as typeof cases[number])]) {
     test(name, () => {
       const v = judge(commit, check, policy(over), "tip");
       expect(v.reason).toBe(reason as any);
@@ -55,6 +85,13 @@ describe("judge", () => {
   test("a refusal for a release says release", () => {
     expect(judge(commit, { kind: "none" }, policy(), "release").message).toStartWith("refusing release 1a2b3c4d5e6f");
   });
+});
+
+describe("matchPatternList (OpenSSH's principals patterns)", () => {
+  test.each([
+    ["alice@example.com", ["*@example.com"], true], ["alice@example.com", ["alice@example.co?"], true], ["alice@example.com", ["bob@example.com"], false],
+    ["alice@example.com", ["!alice@example.com", "*"], false], ["a.b", ["a?b"], true], ["axb", ["a.b"], false], ["x", ["(x)"], false],
+  ] as [string, string[], boolean][])("%p in %p -> %p", (s, patterns, want) => expect(matchPatternList(s, patterns)).toBe(want));
 });
 
 describe("newestTip", () => {
