@@ -31,7 +31,7 @@ export class Front {
   private table: Table = EMPTY_TABLE;
   private desired: RouteRequest[] = [];
   private readonly health = new Map<number, Health>();
-  private readonly listeners = new Map<number, { server: Server<undefined>; listen: string; maxBody: number }>();
+  private readonly listeners = new Map<number, { server: Server<undefined>; listen: string }>();
   private readonly inflight = new Map<number, number>();
   private readonly requests = new Map<number, number>();
   private readonly drained: (Drain & { reason: string; at: number })[] = [];
@@ -125,7 +125,7 @@ export class Front {
     const want = new Map(this.table.routes.map((r) => [r.port, r]));
     for (const [port, l] of this.listeners) {
       const r = want.get(port);
-      if (r && r.listen === l.listen && r.maxBody === l.maxBody) continue;
+      if (r && r.listen === l.listen) continue;
       void l.server.stop(false);   // in-flight requests on it finish
       this.listeners.delete(port);
     }
@@ -134,12 +134,13 @@ export class Front {
       const port = r.port;
       const server = Bun.serve({
         port, hostname: r.listen, reusePort: true,
-        // Bun answers 413 itself past this; the front checks maxBody too, for chunked bodies
-        maxRequestBodySize: r.maxBody + 1,
+        // Bun would answer a bare 413 itself past this (measured: before the handler for a
+        // Content-Length, mid-stream for a chunked body); the front enforces http.maxBody itself
+        maxRequestBodySize: Number.MAX_SAFE_INTEGER,
         idleTimeout: 120,
         fetch: (req, srv) => this.proxy(req, srv, port),
       });
-      this.listeners.set(port, { server, listen: r.listen, maxBody: r.maxBody });
+      this.listeners.set(port, { server, listen: r.listen });
       this.opts.log.info("front: listening", { port, listen: r.listen });
     }
   }
@@ -204,7 +205,7 @@ export class Front {
       } catch (e) {
         this.count(up.port, -1);
         if (req.signal.aborted) { this.rejected.clientAborted++; return text(499, "client closed the request\n"); }
-        if (e instanceof TooLarge || (e as { cause?: unknown }).cause instanceof TooLarge) return this.tooLarge(route);
+        if (body && (body as { tooLarge?: boolean }).tooLarge) return this.tooLarge(route);
         // A refused connection sent nothing: a request without a body may go to another instance once.
         if (bodyless && attempt === 0 && (e as { code?: string }).code === "ConnectionRefused") { failed = up.port; continue; }
         this.rejected.upstreamFailed++;
@@ -303,10 +304,11 @@ function text(status: number, body: string, headers: Record<string, string> = {}
 /** The request body, streamed, failing with TooLarge past `max` bytes (a chunked body has no length). */
 function limit(body: ReadableStream<Uint8Array>, max: number): ReadableStream<Uint8Array> {
   let seen = 0;
-  return body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
+  const out: ReadableStream<Uint8Array> & { tooLarge?: boolean } = body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, c) {
       seen += chunk.byteLength;
-      if (seen > max) c.error(new TooLarge(`over ${max} bytes`)); else c.enqueue(chunk);
+      if (seen > max) { out.tooLarge = true; c.error(new TooLarge(`over ${max} bytes`)); } else c.enqueue(chunk);
     },
   }));
+  return out;
 }
