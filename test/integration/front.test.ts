@@ -143,7 +143,8 @@ describe("front", () => {
     await put([B]);
     const s = await until((s) => rotation(s).length === 1 && rotation(s)[0] === B.port, "switched to B");
     switched = true;
-    expect(s.draining.map((d: any) => [d.upstream.port, d.inflight])).toEqual([[A.port, 3]]);
+    expect(s.draining.map((d: any) => d.upstream.port)).toEqual([A.port]);
+    expect(s.draining[0].inflight).toBeGreaterThanOrEqual(3);   // the slow ones, and load requests still on A
     await load;
 
     expect(done).toBe(2000);
