@@ -271,3 +271,24 @@ test("`agent front --state-dir DIR` opens DIR/front.sock (0600), answers GET /v1
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a request without a body whose instance refuses the connection goes to another instance once", async () => {
+  // probes every minute: the dead instance stays in rotation, as between two probes on a node
+  const sock = join(root, "slow-probe.sock");
+  const f = new Front({ socket: sock, log: memoryLogger(), probeMs: 60_000 });
+  f.start();
+  const live = instance("live"), dead = instance("dead");
+  const port = await freePort();
+  try {
+    await f.setTable([{ port, listen: "127.0.0.1", health: "/up", drainMs: 1000, holdMs: 1000, maxBody: 1000,
+      upstreams: [{ id: "live", port: live.port }, { id: "dead", port: dead.port }] }]);
+    expect(f.state().routes[0]!.rotation.sort()).toEqual([live.port, dead.port].sort());
+    await dead.server.stop(true);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => fetch(`http://127.0.0.1:${port}/`).then(async (r) => `${r.status} ${await r.text()}`)));
+    expect(answers).toEqual(Array(10).fill("200 live"));
+    expect(f.state().rejected.upstreamFailed).toBe(0);
+  } finally {
+    await f.stop(true);
+    await live.server.stop(true);
+  }
+});
