@@ -13,7 +13,7 @@ export function frontSocket(stateDir: string): string {
   return join(stateDir, "front.sock");
 }
 
-const help = `Usage: agent front --state-dir DIR [--socket PATH]
+const help = `Usage: agent front --state-dir DIR [--socket PATH] [--probe MS]
 
 The HTTP front for the role's \`http:\` processes: listens on each http.port and forwards to
 the instances on the loopback ports the agent chose, switching new requests to a new release
@@ -27,7 +27,7 @@ Control (unix socket, mode 0600, DIR/front.sock unless --socket):
 Options:
       --state-dir DIR  the agent's state directory (the control socket lives here)
       --socket PATH    the control socket (default: DIR/front.sock)
-      --probe DUR      how often each instance's http.health is probed, in ms (default 1000)
+      --probe MS       how often each instance's http.health is probed (default 1000)
   -h, --help           show this help
 
 Examples:
