@@ -14,5 +14,6 @@ import { logs } from "./logs.ts";
 import { history } from "./history.ts";
 import { version } from "./version.ts";
 import { verify } from "./verify.ts";
+import { front } from "./front.ts";
 
-export const COMMANDS: Command[] = [run, once, status, plan, validate, schema, sync, pause, resume, rollback, logs, history, verify, version];
+export const COMMANDS: Command[] = [run, once, status, plan, validate, schema, sync, pause, resume, rollback, logs, history, verify, front, version];

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { COMMANDS } from "../../agent/cli/index.ts";
 import { withoutCredentials } from "../../agent/cli/run.ts";
 
-const DESIGN = ["run", "once", "status", "plan", "validate", "schema", "sync", "pause", "resume", "rollback", "logs", "history", "verify", "version"];
+const DESIGN = ["run", "once", "status", "plan", "validate", "schema", "sync", "pause", "resume", "rollback", "logs", "history", "verify", "front", "version"];
 
 describe("command line", () => {
   test("every command of the design exists, and no other", () => {

@@ -1,0 +1,62 @@
+// `agent front --state-dir DIR`: the long-lived HTTP front. The agent starts it from its own
+// binary and supervises it like a role's process; it outlives agent restarts so the public
+// sockets never close. It only forwards: the agent decides the table over the control socket.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createLogger } from "../core/log.ts";
+import { UsageError } from "../core/errors.ts";
+import { Front } from "../front/server.ts";
+import { parse, type Command } from "./command.ts";
+
+/** The control socket inside the state directory (mode 0600; root only). */
+export function frontSocket(stateDir: string): string {
+  return join(stateDir, "front.sock");
+}
+
+const help = `Usage: agent front --state-dir DIR [--socket PATH] [--probe MS]
+
+The HTTP front for the role's \`http:\` processes: listens on each http.port and forwards to
+the instances on the loopback ports the agent chose, switching new requests to a new release
+atomically while requests in flight on the old one finish. Started and supervised by
+\`agent run\` (one per node, as root); it runs until SIGTERM and needs no other settings.
+
+Control (unix socket, mode 0600, DIR/front.sock unless --socket):
+  GET /v1/state   ports, rotation, upstreams with in-flight and request counts, drains
+  PUT /v1/table   {routes: [{port, listen, health, drainMs, holdMs, maxBody, upstreams: [{id, port}]}]}
+
+Options:
+      --state-dir DIR  the agent's state directory (the control socket lives here)
+      --socket PATH    the control socket (default: DIR/front.sock)
+      --probe MS       how often each instance's http.health is probed (default 1000)
+  -h, --help           show this help
+
+Examples:
+  agent front --state-dir /var/lib/agent
+  curl --unix-socket /var/lib/agent/front.sock http://front/v1/state
+`;
+
+export const front: Command = {
+  name: "front",
+  summary: "the long-lived HTTP front (started by the agent itself)",
+  help,
+  async run(argv) {
+    const a = parse(argv, { "state-dir": { type: "string" }, socket: { type: "string" }, probe: { type: "string" } });
+    const dir = a.values["state-dir"];
+    if (!dir) throw new UsageError("--state-dir DIR is required (the agent's state directory, e.g. /var/lib/agent)");
+    const probeMs = a.values.probe === undefined ? 1000 : Number(a.values.probe);
+    if (!Number.isInteger(probeMs) || probeMs < 10) throw new UsageError(`--probe: expected milliseconds >= 10, got ${a.values.probe}`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const log = createLogger("front");
+    const f = new Front({ socket: a.values.socket ?? frontSocket(dir), log, probeMs });
+    f.start();
+    log.info("front: started", { socket: a.values.socket ?? frontSocket(dir), pid: process.pid });
+    await new Promise<void>((resolve) => {
+      const done = () => resolve();
+      process.once("SIGTERM", done);
+      process.once("SIGINT", done);
+    });
+    log.info("front: stopping; requests in flight finish");
+    await f.stop(false);
+    return 0;
+  },
+};

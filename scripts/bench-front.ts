@@ -1,0 +1,131 @@
+// Benchmark of the HTTP front (`agent front`, the compiled binary): requests/s and p99 latency
+// through the front against the same upstream directly, a load run while the table switches
+// between two upstreams every 500 ms (failed requests counted), and the front's idle RSS.
+// The load generator is wrk (`apt-get install -y wrk`); without it, a small Bun keep-alive loop.
+//   bun scripts/bench-front.ts [--duration 10s] [--connections 32] [--env K=V]   (--env: for the front, e.g. BUN_OPTIONS=--smol)
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { AGENT, BUN, footprint, median, ms, rssMB } from "./bench-node.ts";
+
+const { values: o } = parseArgs({ options: { duration: { type: "string", default: "10s" }, connections: { type: "string", default: "32" },
+  env: { type: "string", multiple: true, default: [] } } });
+const frontEnv = Object.fromEntries(o.env!.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+const DURATION = ms(o.duration!), CONNS = Number(o.connections);
+const WRK = Bun.which("wrk");
+const dir = mkdtempSync(join(tmpdir(), "bench-front-"));
+const SOCK = join(dir, "front.sock");
+const procs: { kill(sig?: string | number): void; exited: Promise<number> }[] = [];
+
+const UPSTREAM = `const s = Bun.serve({ port: Number(process.env.PORT), hostname: "127.0.0.1",
+  fetch: (req) => new URL(req.url).pathname === "/up" ? new Response("ok") : new Response("hello " + process.env.NAME + "\\n") });
+setInterval(() => {}, 1000);`;
+
+async function freePort(): Promise<number> {
+  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
+  const p = s.port!;
+  await s.stop(true);
+  return p;
+}
+
+async function upstream(name: string): Promise<number> {
+  const port = await freePort();
+  procs.push(Bun.spawn([BUN, "-e", UPSTREAM], { env: { ...process.env, PORT: String(port), NAME: name }, stdout: "ignore", stderr: "inherit" }));
+  for (let i = 0; i < 500; i++) { if (await fetch(`http://127.0.0.1:${port}/up`).then((r) => r.ok, () => false)) return port; await Bun.sleep(10); }
+  throw new Error(`upstream ${name} did not start`);
+}
+
+async function put(port: number, upstreams: { id: string; port: number }[], drainMs = 2000) {
+  const r = await fetch("http://front/v1/table", { unix: SOCK, method: "PUT",
+    body: JSON.stringify({ routes: [{ port, listen: "127.0.0.1", health: "/up", drainMs, upstreams }] }) } as RequestInit);
+  if (!r.ok) throw new Error(`PUT /v1/table: ${r.status} ${await r.text()}`);
+}
+
+async function state(): Promise<any> {
+  return (await fetch("http://front/v1/state", { unix: SOCK } as RequestInit)).json();
+}
+
+interface Load { rps: number; p50: number; p99: number; requests: number; errors: number }
+
+async function load(url: string, durationMs: number): Promise<Load> {
+  if (WRK) {
+    const p = Bun.spawn([WRK, "-t2", `-c${CONNS}`, `-d${Math.round(durationMs / 1000)}s`, "--latency", url], { stdout: "pipe", stderr: "pipe" });
+    const out = await new Response(p.stdout).text();
+    await p.exited;
+    const lat = (q: string) => { const m = new RegExp(`^\\s*${q}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(out); return m ? Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[m[2]!]! : NaN; };
+    const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+    return {
+      rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), p50: lat("50"), p99: lat("99"),
+      requests: Number(/(\d+) requests in/.exec(out)?.[1]),
+      errors: non2xx + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
+    };
+  }
+  const times: number[] = [];
+  let errors = 0;
+  const end = performance.now() + durationMs;
+  await Promise.all(Array.from({ length: CONNS }, async () => {
+    while (performance.now() < end) {
+      const t = performance.now();
+      try { const r = await fetch(url); await r.arrayBuffer(); if (!r.ok) errors++; } catch { errors++; }
+      times.push(performance.now() - t);
+    }
+  }));
+  times.sort((a, b) => a - b);
+  return { rps: times.length / (durationMs / 1000), p50: times[Math.floor(times.length * 0.5)]!, p99: times[Math.floor(times.length * 0.99)]!, requests: times.length, errors };
+}
+
+try {
+  const [a, b] = [await upstream("a"), await upstream("b")];
+  const fp = Bun.spawn([AGENT, "front", "--state-dir", dir, "--probe", "200"], { stdout: "ignore", stderr: "ignore", env: { ...process.env, ...frontEnv } });
+  procs.push(fp);
+  for (let i = 0; i < 500 && !(await state().then(() => true, () => false)); i++) await Bun.sleep(10);
+  const emptyRss = (await footprint(fp.pid, 3000, 3)).rss;
+  const port = await freePort();
+  await put(port, [{ id: "a", port: a }]);
+  for (let i = 0; i < 500 && !(await state()).routes[0]?.rotation.length; i++) await Bun.sleep(10);
+  const idleRss = (await footprint(fp.pid, 3000, 3)).rss;
+
+  console.log(`front env: ${JSON.stringify(frontEnv)}`);
+  console.log(`load: ${WRK ? `wrk -t2 -c${CONNS}` : `a Bun keep-alive loop, ${CONNS} concurrent`}, ${DURATION / 1000} s each; upstream: Bun.serve "hello" in its own process`);
+  const direct = await load(`http://127.0.0.1:${a}/`, DURATION);
+  const fronted = await load(`http://127.0.0.1:${port}/`, DURATION);
+  // the floor of any proxy built on Bun.serve + fetch: three lines that forward and track nothing
+  const refPort = await freePort();
+  const ref = Bun.spawn([BUN, "-e", `Bun.serve({ port: ${refPort}, hostname: "127.0.0.1", fetch: (req) => fetch("http://127.0.0.1:${a}" + new URL(req.url).pathname) });`], { stdout: "ignore", stderr: "inherit" });
+  procs.push(ref);
+  for (let i = 0; i < 500 && !(await fetch(`http://127.0.0.1:${refPort}/`).then((r) => r.ok, () => false)); i++) await Bun.sleep(10);
+  const bare = await load(`http://127.0.0.1:${refPort}/`, DURATION);
+  ref.kill("SIGKILL");
+  const rssLoaded = rssMB(fp.pid);
+
+  let switches = 0, stop = false;
+  const flipper = (async () => {
+    while (!stop) {
+      await Bun.sleep(500);
+      if (stop) break;
+      switches++;
+      await put(port, [{ id: switches % 2 ? "b" : "a", port: switches % 2 ? b : a }], 300);
+    }
+  })();
+  const cut = await load(`http://127.0.0.1:${port}/`, DURATION);
+  stop = true;
+  await flipper;
+  const s = await state();
+  await Bun.sleep(7000);
+  const afterRss = (await footprint(fp.pid, 3000, 3)).rss;
+
+  const f = (x: number, d = 2) => x.toFixed(d);
+  console.log("| path | requests/s | p50 | p99 | failed |\n|---|---|---|---|---|");
+  console.log(`| direct to the upstream | ${f(direct.rps, 0)} | ${f(direct.p50)} ms | ${f(direct.p99)} ms | ${direct.errors} |`);
+  console.log(`| through a bare Bun.serve + fetch proxy (reference) | ${f(bare.rps, 0)} | ${f(bare.p50)} ms | ${f(bare.p99)} ms | ${bare.errors} |`);
+  console.log(`| through \`agent front\` | ${f(fronted.rps, 0)} | ${f(fronted.p50)} ms | ${f(fronted.p99)} ms | ${fronted.errors} |`);
+  console.log(`| through the front, table switched every 500 ms (${switches} switches) | ${f(cut.rps, 0)} | ${f(cut.p50)} ms | ${f(cut.p99)} ms | ${cut.errors} of ${cut.requests} |`);
+  console.log(`front/direct: ${f(fronted.rps / direct.rps * 100, 0)}% of the requests/s, p99 ${f(fronted.p99 / direct.p99, 1)}x; front/bare proxy: ${f(fronted.rps / bare.rps * 100, 0)}%; the front counted ${s.rejected.upstreamFailed} upstream failures, ${s.rejected.holdTimeout} hold timeouts`);
+  console.log(`\`agent front\` RSS: ${f(median(emptyRss), 1)} MB idle with no table, ${f(median(idleRss), 1)} MB idle with one route, ${f(rssLoaded, 1)} MB right after load, ${f(median(afterRss), 1)} MB idle 7 s after the runs (budget 40 MB)`);
+} finally {
+  for (const p of procs) p.kill("SIGKILL");
+  await Promise.all(procs.map((p) => p.exited));
+  rmSync(dir, { recursive: true, force: true });
+}
