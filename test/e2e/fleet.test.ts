@@ -28,7 +28,10 @@ const envOf = (n: Node) => {
 };
 const statusOf = (n: Node): any => { try { return JSON.parse(readFileSync(join(n.state, "status.json"), "utf8")); } catch { return null; } };
 const tagsOf = (n: Node) => ec2.instances.get(n.id)!.tags;
-const files = (version: string, over: Record<string, string> = {}) => ({ VERSION: `${version}\n`, "app.ts": APP, "roles/web.yaml": role(), ...over });
+// health deadline 2s: no longer than the bake (agent validate refuses a bake shorter than a health deadline)
+const ROLE = role().replace("deadline: 4s", "deadline: 2s");
+const files = (version: string, over: Record<string, string> = {}) => ({ VERSION: `${version}\n`, "app.ts": APP, "roles/web.yaml": ROLE, ...over });
+const describes = () => ec2.calls.filter((c) => c.action === "DescribeInstances").length;
 
 beforeAll(async () => {
   ec2 = await startEc2({ dataDir: join("/tmp", `fleet-ebs-${process.pid}`), byIdDir: join("/tmp", `fleet-by-id-${process.pid}`), loopDevices: false });
@@ -38,7 +41,7 @@ beforeAll(async () => {
     const imds = await startImds({ instanceId: id, region: "us-east-1", zone, tags: TAGS });
     nodes.push({ id, imds, state: "", config: "", daemon: null });
   }
-  k = await makeKit("fleet", role(), {
+  k = await makeKit("fleet", ROLE, {
     env: NO_KEYS, config: ["identity: imds", `imds: { endpoint: "${nodes[0]!.imds.url}", timeout: 500ms }`, `aws: { endpoint: "${ec2.url}" }`],
   });
   const base = readFileSync(k.config, "utf8");
@@ -98,6 +101,10 @@ describe("a rollout in waves [1, 100%], bake 2s, poll 1s, three nodes", () => {
     expect(waitedFor).toEqual([canary]);
     expect(seenReasons.has("Baking")).toBe(true);          // after the canary converged, the others waited out its bake
     for (const n of nodes) expect(statusOf(n).current.commit).toBe(v2);
+    // every node runs the pinned commit: idle ticks read no peers
+    const before = describes();
+    await Bun.sleep(2_500);
+    expect(describes()).toBe(before);
   }, 45_000);
 
   test("a canary that fails its health check halts the rollout: the others never run the bad commit", async () => {
@@ -109,7 +116,8 @@ describe("a rollout in waves [1, 100%], bake 2s, poll 1s, three nodes", () => {
     await watch(() => tagsOf(nodes.find((n) => n.id === canary)!)["agent:failed"] === bad && others.every(halted), 40_000, () => {
       for (const n of others) if (tagsOf(n)["agent:commit"] === bad || statusOf(n)?.current.commit === bad || tagsOf(n)["agent:state"] === "deploying") ranBad = true;
     });
-    await Bun.sleep(2_500);      // a few more polls: still nobody moves
+    const before = describes();
+    await Bun.sleep(2_500);      // a few more polls: still nobody moves, and a halted rollout is read no more
     for (const n of others) {
       if (tagsOf(n)["agent:commit"] === bad || statusOf(n).current.commit === bad) ranBad = true;
       expect(statusOf(n).rollout).toMatchObject({ decision: "halted", haltedBy: [canary], reason: "PeerFailed" });
@@ -117,6 +125,7 @@ describe("a rollout in waves [1, 100%], bake 2s, poll 1s, three nodes", () => {
       expect(statusOf(n).phase).toBe("waiting");
     }
     expect(ranBad).toBe(false);
+    expect(describes()).toBe(before);
     const text = await Bun.spawn([AGENT, "status"], { env: envOf(others[0]!), stdout: "pipe", stderr: "pipe" }).stdout;
     expect(await new Response(text).text()).toContain(`halted by ${canary}`);
   }, 50_000);
