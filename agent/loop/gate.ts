@@ -22,6 +22,8 @@ export interface FleetState {
   plan: FleetPlan | null;
   /** Every live peer of the role converged on the commit: nothing more to watch. */
   complete: boolean;
+  /** What this node ran before it moved to the commit (onFailure: rollback goes back there; not kept over a restart). */
+  from?: string | null;
 }
 
 const short = (c: string) => c.slice(0, 12);
@@ -54,8 +56,8 @@ export async function gate(t: TickContext): Promise<void> {
   const d = plan?.decision;
   if (d?.kind === "move" && d.commit === C) return;
   if (d?.kind === "rollback") {
-    const back = t.p.store.get().lastGoodCommit;
-    t.status.notices.push(`rollout of ${short(C)} halted by ${d.by.join(", ")} (agent:failed=${short(C)}); onFailure: rollback${back && back !== C ? `: going back to ${short(back)}` : ": no earlier good release to go back to"}`);
+    const back = fleet.from ?? null;
+    t.status.notices.push(`rollout of ${short(C)} halted by ${d.by.join(", ")} (agent:failed=${short(C)}); onFailure: rollback${back && back !== C ? `: going back to ${short(back)}` : ": no earlier release known to go back to (it moved before this agent started)"}`);
     if (back && back !== C && !t.opts.dryRun) t.p.store.update((s) => { s.localPin = { commit: back, manifestCommit: C, at: t.p.clock.now() }; });
     return;
   }
@@ -74,7 +76,7 @@ export async function barrier(t: TickContext, commit: string): Promise<boolean> 
   await read(t, fleet, rollout, C);
   const plan = fleet.plan;
   if (plan) t.status.rollout = rolloutStatus(plan);
-  if (plan?.decision.kind === "move" && plan.decision.commit === C) return true;
+  if (plan?.decision.kind === "move" && plan.decision.commit === C) { fleet.from = t.current; return true; }
   t.gateHeld = true;
   t.status.notices.push(notice(C, plan));
   return false;

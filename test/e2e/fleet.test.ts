@@ -129,4 +129,24 @@ describe("a rollout in waves [1, 100%], bake 2s, poll 1s, three nodes", () => {
     const text = await Bun.spawn([AGENT, "status"], { env: envOf(others[0]!), stdout: "pipe", stderr: "pipe" }).stdout;
     expect(await new Response(text).text()).toContain(`halted by ${canary}`);
   }, 50_000);
+
+  test("agent status --fleet: one DescribeInstances, per role halted by the canary, per node wave, commit, state, since, failed", async () => {
+    const bad: string = statusOf(nodes[0]!).desired.commit;
+    const canary = rankOrder(bad, IDS)[0]!;
+    const before = describes();
+    const p = Bun.spawn([AGENT, "status", "--fleet", "--json"], { env: envOf(nodes[1]!), stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    expect(err).toBe("");
+    expect(code).toBe(1);                  // not done
+    expect(describes()).toBe(before + 1);
+    const v = JSON.parse(out);
+    expect(v.environment).toBe("staging");
+    expect(v.roles).toHaveLength(1);
+    expect(v.roles[0]).toMatchObject({ role: "web", commit: bad, state: "halted", haltedBy: [canary], wave: 1, of: 2, onCommit: 0 });
+    expect(v.roles[0].nodes.map((n: any) => n.instance)).toEqual(rankOrder(bad, IDS));
+    expect(v.roles[0].nodes[0]).toMatchObject({ instance: canary, wave: 1, state: "failed", failed: bad });
+    for (const n of v.roles[0].nodes.slice(1)) expect(n).toMatchObject({ wave: 2, state: "converged", failed: null, zone: expect.stringMatching(/^us-east-1[abc]$/) });
+    const text = Bun.spawn([AGENT, "status", "--fleet"], { env: envOf(nodes[1]!), stdout: "pipe" });
+    expect(await new Response(text.stdout).text()).toContain(`web  halted by ${canary}`);
+  }, 20_000);
 });
