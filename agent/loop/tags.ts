@@ -5,7 +5,8 @@ import type { Status } from "../status/types.ts";
 import type { Ports } from "./ports.ts";
 import { VERSION } from "../core/version.ts";
 
-export type TagState = "converged" | "deploying" | "failed";
+/** waiting: held at the rollout gate with no healthy release to stand on (a new node): peers count it neither on the commit nor in flight. */
+export type TagState = "converged" | "deploying" | "failed" | "waiting";
 
 /** What agent:state says after a tick. Pure. */
 export function tagState(converged: boolean, deploy: "success" | "rolled_back" | "failed" | null, error: AgentError | null): TagState {

@@ -367,8 +367,10 @@ async function finish(t: TickContext): Promise<TickResult> {
   if (!opts.dryRun) {
     writeStatus(p, status);
     // Waiting for its wave, a node that runs its current release well is converged on it for its peers.
+    // Held with nothing healthy to stand on (a new node): `waiting`, never `deploying` (peers would count it in flight).
     const settled = !!t.gateHeld && !error && !notReady && !unhealthy && !!status.current.commit && !p.store.get().deploying;
-    await writeTags(p, status, tagState(converged || settled, deploy, error));
+    const state = tagState(converged || settled, deploy, error);
+    await writeTags(p, status, t.gateHeld && state === "deploying" ? "waiting" : state);
     // After a deploy, keep the git store bounded; the status above is already out.
     if (deploy === "success" && status.desired.tip && status.desired.commit && p.source.maintain) {
       const keep = [status.desired.commit, ...(p.store.get().lastGoodCommit ? [p.store.get().lastGoodCommit!] : [])];

@@ -161,4 +161,21 @@ describe("the rollout gate", () => {
     await tick(p, mem, { mode: "run" });
     expect(w.current).toBe(A);
   });
+
+  test("a fleet launched with rollout: the held nodes tag themselves waiting (not deploying), so the canary still has room", async () => {
+    const fresh = (w: World) => { w.manifest = { commit: B, poll: "1s", rollout: ROLLOUT }; w.peers = w.peers.map((x) => ({ ...x, tags: { "agent:commit": "none", "agent:state": "waiting", "agent:version": "1" } })); };
+    const w = new World(); fresh(w);
+    const later = ports(w, dir, LATER);
+    const r = await tick(later, newMemory(), { mode: "run" });
+    expect(w.current).toBeNull();
+    expect(r.status.rollout).toMatchObject({ decision: "wait", wave: 2 });
+    expect(w.writes).toEqual(["waiting@n"]);
+    const w2 = new World(); fresh(w2);
+    const d2 = mkdtempSync(join(tmpdir(), "gate-"));
+    try {
+      await tick(ports(w2, d2, CANARY), newMemory(), { mode: "run" });
+      expect(w2.current).toBe(B);
+      expect(w2.writes).toEqual(["deploying@n", "converged@b"]);
+    } finally { rmSync(d2, { recursive: true, force: true }); }
+  });
 });
