@@ -1,5 +1,5 @@
 // One reconcile tick, as a list of named stages sharing one signature (STAGES):
-// identify -> readSource -> choose -> observe -> plan -> volumes -> apply -> repair -> address,
+// identify -> readSource -> choose -> observe -> plan -> gate -> volumes -> apply -> repair -> address,
 // then finish() writes the status on every exit path, atomically. Level-based: every tick
 // compares what should run with what runs and repairs drift.
 import { AgentError, toAgentError } from "../core/errors.ts";

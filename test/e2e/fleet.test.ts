@@ -4,8 +4,9 @@
 // only after it converged and baked. A canary that fails its health check halts the rollout: the
 // others never run the bad commit, and their status names the canary.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tmpdir } from "node:os";
 import type { Subprocess } from "bun";
 import { startEc2, type Ec2Server } from "../servers/ec2.ts";
 import { startImds, type ImdsServer } from "../servers/imds.ts";
@@ -34,7 +35,7 @@ const files = (version: string, over: Record<string, string> = {}) => ({ VERSION
 const describes = () => ec2.calls.filter((c) => c.action === "DescribeInstances").length;
 
 beforeAll(async () => {
-  ec2 = await startEc2({ dataDir: join("/tmp", `fleet-ebs-${process.pid}`), byIdDir: join("/tmp", `fleet-by-id-${process.pid}`), loopDevices: false });
+  ec2 = await startEc2({ dataDir: join(tmpdir(), `fleet-ebs-${process.pid}`), byIdDir: join(tmpdir(), `fleet-by-id-${process.pid}`), loopDevices: false });
   for (const [i, id] of IDS.entries()) {
     const zone = `us-east-1${"abc"[i]}`;
     ec2.addInstance({ id, zone, tags: { ...TAGS } });
@@ -61,9 +62,10 @@ afterAll(async () => {
   }
   await ec2?.stop();
   await k?.stop();
+  for (const d of ["fleet-ebs", "fleet-by-id"]) rmSync(join(tmpdir(), `${d}-${process.pid}`), { recursive: true, force: true });
 });
 
-/** Watch every node's tags and status until `done`; returns what was seen, in order. */
+/** Poll every 25 ms until `done`, running `each` (which records what it sees) at every poll. */
 async function watch(done: () => boolean, ms: number, each: () => void = () => {}): Promise<void> {
   await until("the rollout", () => { each(); return done() || null; }, ms, 25);
 }
@@ -93,12 +95,12 @@ describe("a rollout in waves [1, 100%], bake 2s, poll 1s, three nodes", () => {
         const moving = tagsOf(n)["agent:state"] === "deploying" || tagsOf(n)["agent:commit"] === v2;
         if (moving && !canaryDone) canaryConvergedFirst = false;
         const r = statusOf(n)?.rollout;
-        if (r && r.decision === "wait" && !canaryDone) { seenReasons.add(r.reason); waitedFor = r.waitingFor; expect(r).toMatchObject({ wave: 2, of: 2 }); }
+        if (r && r.decision === "wait" && !canaryDone) { seenReasons.add(r.reason); waitedFor.push(JSON.stringify([r.reason, r.waitingFor])); expect(r).toMatchObject({ wave: 2, of: 2 }); }
         if (r && r.decision === "wait" && canaryDone) seenReasons.add(r.reason);
       }
     });
     expect(canaryConvergedFirst).toBe(true);
-    expect(waitedFor).toEqual([canary]);
+    expect([...new Set(waitedFor)]).toEqual([JSON.stringify(["EarlierWave", [canary]])]);   // before the canary converged: waiting for it, by name
     expect(seenReasons.has("Baking")).toBe(true);          // after the canary converged, the others waited out its bake
     for (const n of nodes) expect(statusOf(n).current.commit).toBe(v2);
     // every node runs the pinned commit: idle ticks read no peers
