@@ -8,6 +8,7 @@ import { layout } from "../state/layout.ts";
 import { loadConfig, loadTrust } from "./config.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 import { holdStateDir } from "./lock.ts";
+import { rolloutText } from "../status/render.ts";
 
 const help = `Usage: agent plan [--config FILE] [--json]
 
@@ -47,9 +48,10 @@ export const plan: Command = {
       process.stdout.write(`desired ${r.desired.commit?.slice(0, 12) ?? "?"}  current ${r.current.commit?.slice(0, 12) ?? "none"}\n`);
       if (!r.actions.length && !r.blocked) process.stdout.write("nothing to do: the node is converged\n");
       for (const x of r.actions) process.stdout.write(`  ${x.kind.padEnd(18)} ${x.description}\n`);
+      if (r.rollout) process.stdout.write(`rollout ${rolloutText(r.rollout, false)}\n`);
       if (r.blocked) process.stdout.write(`blocked: ${r.blocked.reason}: ${r.blocked.message}\n`);
     }
-    return r.actions.length || r.blocked ? EXIT.failed : EXIT.ok;
+    return r.actions.length || r.blocked || (r.rollout && r.rollout.decision !== "move") ? EXIT.failed : EXIT.ok;
   },
 };
 

@@ -9,9 +9,10 @@ import { readStatus } from "../status/read.ts";
 import { renderStatus } from "../status/render.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 import { loadConfig } from "./config.ts";
+import { readFleet, renderFleet } from "./fleet.ts";
 import { UsageError } from "../core/errors.ts";
 
-const help = `Usage: agent status [--json] [--config FILE] [--state-dir DIR]
+const help = `Usage: agent status [--json] [--fleet] [--config FILE] [--state-dir DIR]
 
 What the node runs and wants: role, environment, desired and current commit, the last tick,
 each resource and process. Problems come first, in plain words. Asks the running daemon; when
@@ -22,6 +23,8 @@ problem); 69 when neither the daemon nor status.json is available.
 
 Options:
       --json           print the status as JSON (with "source", "ageMs" and "problems")
+      --fleet          the environment's rollout instead: per role its wave and state, per node
+                       its wave, commit, state, since and failed commit (one DescribeInstances)
 ${CONFIG_HELP}
       --state-dir DIR  read the socket and status.json here instead of the config's stateDir
       --timeout DUR    how long to wait for the daemon (default 2s)
@@ -31,6 +34,7 @@ Examples:
   agent status
   agent status --json | jq -r .current.commit
   agent status --state-dir /tmp/agent-dev
+  agent status --fleet
 `;
 
 /** --config/--state-dir options shared by the commands that talk to the daemon. */
@@ -54,7 +58,12 @@ export const status: Command = {
   summary: "what the node runs and wants, per resource and process",
   help,
   async run(argv) {
-    const a = parse(argv, { ...STATE_DIR_OPTION, json: { type: "boolean" } });
+    const a = parse(argv, { ...STATE_DIR_OPTION, json: { type: "boolean" }, fleet: { type: "boolean" } });
+    if (a.values.fleet) {
+      const v = await readFleet(loadConfig(a.values.config));
+      process.stdout.write(a.values.json ? JSON.stringify(v, null, 2) + "\n" : renderFleet(v));
+      return v.roles.every((r) => r.state === "done") ? EXIT.ok : EXIT.failed;
+    }
     const timeoutMs = timeoutOf(a.values.timeout, 2000);
     const l = layout(stateDirOf(a.values));
     let reading;

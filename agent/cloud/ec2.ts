@@ -15,7 +15,7 @@ export interface VolumeInfo {
   attachments: VolumeAttachmentInfo[];
 }
 /** An instance of the environment as a peer: EC2's state and launch time, its role tag and its agent:* tags. */
-export interface PeerInfo { id: string; state: string; launchedAt: number | null; role: string | null; tags: Record<string, string> }
+export interface PeerInfo { id: string; state: string; launchedAt: number | null; role: string | null; tags: Record<string, string>; zone?: string | null }
 export interface AddressInfo { allocationId: string; publicIp: string; instanceId: string | null; associationId: string | null }
 
 export interface Ec2 {
@@ -105,6 +105,7 @@ export function parsePeers(reservations: Reservation[] | undefined, roleKey: str
         launchedAt: Number.isFinite(launched) ? launched : null,
         role: tags[roleKey] ?? null,
         tags: Object.fromEntries(Object.entries(tags).filter(([k]) => k.startsWith("agent:"))),
+        ...(i.Placement?.AvailabilityZone ? { zone: i.Placement.AvailabilityZone } : {}),
       });
     }
   }

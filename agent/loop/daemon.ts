@@ -137,7 +137,8 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
 
   const handlers: ControlHandlers = {
     // A dry-run tick with its own memory, beside the loop: git access is serialized in Source.
-    plan: async () => planReport(await tick(p, newMemory(), { mode: "run", dryRun: true })),
+    // The rollout gate's memory is lent (a copy): the plan sees the bakes this daemon has timed.
+    plan: async () => planReport(await tick(p, { ...newMemory(), fleet: mem.fleet && structuredClone(mem.fleet) }, { mode: "run", dryRun: true })),
     status: () => {
       if (!last) throw new AgentError("NoTickYet", "no tick has finished yet; try again in a moment");
       return last;

@@ -11,6 +11,7 @@ import type { CachedIdentity, StateStore } from "../state/store.ts";
 import type { ProcessStatus, ResourceStatus } from "../status/types.ts";
 import type { Trust } from "../trust/trust.ts";
 import type { Secrets } from "../secrets/keeper.ts";
+import type { PeerInfo } from "../cloud/ec2.ts";
 
 export interface Identity {
   instanceId: string;
@@ -92,6 +93,8 @@ export interface CloudPort {
   syncTags(identity: Identity, want: Record<string, string>, last: Record<string, string>): Promise<Record<string, string>>;
   /** The agent:tip of the other running instances of this environment (trust: the floor of a new node). */
   peerTips?(identity: Identity): Promise<{ instanceId: string; tip: string }[]>;
+  /** The environment's pending and running instances (one filtered, paginated DescribeInstances); absent off EC2. */
+  peers?(identity: Identity): Promise<PeerInfo[]>;
 }
 
 export interface Ports {

@@ -9,6 +9,8 @@ export interface PlanReport {
   blocked: { reason: string; message: string } | null;
   desired: Status["desired"];
   current: Status["current"];
+  /** The node's wave and what it waits for (manifest `rollout:`): a held cutover is not in `actions`. */
+  rollout?: Status["rollout"];
 }
 
 export function planReport(r: TickResult): PlanReport {
@@ -17,5 +19,6 @@ export function planReport(r: TickResult): PlanReport {
     blocked: r.error ? { reason: r.error.reason, message: r.error.message } : null,
     desired: r.status.desired,
     current: r.status.current,
+    ...(r.status.rollout ? { rollout: r.status.rollout } : {}),
   };
 }

@@ -3,8 +3,10 @@
 import { toAgentError, type AgentError } from "../core/errors.ts";
 import type { Status } from "../status/types.ts";
 import type { Ports } from "./ports.ts";
+import { VERSION } from "../core/version.ts";
 
-export type TagState = "converged" | "deploying" | "failed";
+/** waiting: held at the rollout gate with no healthy release to stand on (a new node): peers count it neither on the commit nor in flight. */
+export type TagState = "converged" | "deploying" | "failed" | "waiting";
 
 /** What agent:state says after a tick. Pure. */
 export function tagState(converged: boolean, deploy: "success" | "rolled_back" | "failed" | null, error: AgentError | null): TagState {
@@ -12,7 +14,7 @@ export function tagState(converged: boolean, deploy: "success" | "rolled_back" |
   return deploy === "rolled_back" || deploy === "failed" || error?.reason === "CommitMarkedBad" ? "failed" : "deploying";
 }
 
-/** agent:commit / agent:state / agent:failed; no call at all when they are what was last written. */
+/** agent:commit / agent:state / agent:failed / agent:version / agent:since; no call at all when they are what was last written. */
 export async function writeTags(p: Ports, status: Status, state: TagState): Promise<void> {
   const id = status.instance;
   if (!p.cloud || !id.id || !id.region) return;
@@ -21,6 +23,10 @@ export async function writeTags(p: Ports, status: Status, state: TagState): Prom
     "agent:commit": status.current.commit ?? "none",
     "agent:state": state,
     ...(bad ? { "agent:failed": bad } : {}),
+    // rollout waves: which agent wrote these (no agent:version: an agent that predates waves), and
+    // since when it runs agent:commit converged (kept from the last converged tick otherwise).
+    "agent:version": VERSION,
+    ...(state === "converged" && status.current.since ? { "agent:since": status.current.since } : {}),
     // trust: the replay floor for new nodes; only a converged node vouches for its (verified) tip.
     ...(p.trust && state === "converged" && status.desired.tip ? { "agent:tip": status.desired.tip } : {}),
   };

@@ -1,5 +1,5 @@
 // One reconcile tick, as a list of named stages sharing one signature (STAGES):
-// identify -> readSource -> choose -> observe -> plan -> volumes -> apply -> repair -> address,
+// identify -> readSource -> choose -> observe -> plan -> gate -> volumes -> apply -> repair -> address,
 // then finish() writes the status on every exit path, atomically. Level-based: every tick
 // compares what should run with what runs and repairs drift.
 import { AgentError, toAgentError } from "../core/errors.ts";
@@ -17,12 +17,15 @@ import { tagState, writeTags } from "./tags.ts";
 import { verifyRelease, verifyTip } from "./verify.ts";
 import { plainEnv } from "../secrets/plan.ts";
 import { bindSecrets, refreshSecrets, secretsForRelease } from "../secrets/stage.ts";
+import { barrier, gate, type FleetState } from "./gate.ts";
 
 /** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
 export interface Memory {
   manifest: { value: Manifest; tip: string } | null;   // the last good desired state
   roles: Map<string, Role>;
   subjects: Map<string, string>;
+  /** The rollout gate's reads of the peers (loop/gate.ts). */
+  fleet?: FleetState;
 }
 export const newMemory = (): Memory => ({ manifest: null, roles: new Map(), subjects: new Map() });
 
@@ -72,12 +75,14 @@ export interface TickContext {
   volumesReady: boolean;
   /** The running release's own volumes are ready (one only the next release adds does not hold back its repair). */
   currentVolumesReady: boolean;
+  /** The rollout gate held back the cutover (loop/gate.ts): the node waits for its wave. */
+  gateHeld?: boolean;
 }
 
 export type Stage = (t: TickContext) => Promise<void | Stop>;
 
 /** One tick, as the ordered stages it runs; finish() writes the status on every exit path. */
-export const STAGES: Stage[] = [identify, readSource, choose, observe, planStage, volumes, apply, repair, address];
+export const STAGES: Stage[] = [identify, readSource, choose, observe, planStage, gate, volumes, apply, repair, address];
 
 export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<TickResult> {
   const t = newContext(p, mem, opts);
@@ -168,7 +173,7 @@ async function readSource(t: TickContext): Promise<void> {
   const binding = t.manifest.roles[t.roleName] ?? {};
   t.bindingEnv = plainEnv(binding.env);                      // secret references are resolved apart
   bindSecrets(t.p, binding, t.env, t.identity.region);
-  if (t.manifest.rollout) status.notices.push("rollout waves are accepted but not acted on yet: this node deploys as soon as the manifest changes");
+  if (t.manifest.rollout && !t.p.cloud?.peers) status.notices.push("rollout waves need the instance's EC2 identity (identity: imds): this node deploys as soon as the manifest changes");
 }
 
 /** 3. The desired commit (pinned, or a local pin from `agent rollback`) and its role. */
@@ -270,6 +275,8 @@ async function apply(t: TickContext): Promise<void> {
       report(t, "preparing");
       await p.releases.prepare(action.commit, role, bindingEnv, signal);
     } else if (action.kind === "release.cutover") {
+      if (!(await barrier(t, action.commit))) break;      // rollout: the wave closed since the gate looked
+      if (t.manifest.rollout && !t.opts.dryRun) await writeTags(p, t.status, "deploying");   // peers count it in flight
       report(t, "cutover");
       out = ended(t, await cutover(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(t, action.from), signal));
     } else if (action.kind === "release.confirm") {
@@ -359,7 +366,11 @@ async function finish(t: TickContext): Promise<TickResult> {
   status.writtenAt = p.clock.now();
   if (!opts.dryRun) {
     writeStatus(p, status);
-    await writeTags(p, status, tagState(converged, deploy, error));
+    // Waiting for its wave, a node that runs its current release well is converged on it for its peers.
+    // Held with nothing healthy to stand on (a new node): `waiting`, never `deploying` (peers would count it in flight).
+    const settled = !!t.gateHeld && !error && !notReady && !unhealthy && !!status.current.commit && !p.store.get().deploying;
+    const state = tagState(converged || settled, deploy, error);
+    await writeTags(p, status, t.gateHeld && state === "deploying" ? "waiting" : state);
     // After a deploy, keep the git store bounded; the status above is already out.
     if (deploy === "success" && status.desired.tip && status.desired.commit && p.source.maintain) {
       const keep = [status.desired.commit, ...(p.store.get().lastGoodCommit ? [p.store.get().lastGoodCommit!] : [])];

@@ -124,6 +124,10 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     // Off EC2 (a static identity) a node has no peers to ask.
     peerTips: (id) => typeof config.identity === "object" || !id.environment ? Promise.resolve([])
       : peerTips(ec2Of(id.region), { [config.tags.environment]: id.environment }, id.instanceId),
+    // Rollout waves: the peers' agent:* tags; only with the instance's own EC2 identity.
+    ...(typeof config.identity === "object" ? {} : {
+      peers: (id: Identity) => ec2Of(id.region).describePeers({ key: config.tags.environment, value: id.environment ?? "" }, config.tags.role),
+    }),
   };
 
   const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud, trust: opts.trust ?? null, secrets };

@@ -49,6 +49,7 @@ export function renderStatus(s: Status, opts: RenderOptions): string {
   const t = s.lastTick;
   const tickAt = Date.parse(t.at);
   const tickWord = t.ok ? green(c, "ok") : red(c, `failed${t.reason ? ` (${t.reason})` : ""}`);
+  if (s.rollout) out.push(`rollout    ${rolloutText(s.rollout, c)}`);
   out.push(`last tick  ${ago(opts.now, tickAt)}, ${tickWord} in ${formatDuration(t.durationMs)}${nextPoll(s, opts.now)}`);
 
   if (s.resources.length) {
@@ -88,6 +89,17 @@ export function renderStatus(s: Status, opts: RenderOptions): string {
 function health(p: Status["processes"][number]): string {
   if (p.state !== "running") return "-";
   return p.healthy ? "healthy" : "UNHEALTHY";
+}
+
+/** The node's place in a rollout: its wave, and what it waits for or who halted it. */
+export function rolloutText(r: NonNullable<Status["rollout"]>, c: boolean): string {
+  const wave = `wave ${r.wave} of ${r.of}`;
+  if (r.decision === "halted" || r.decision === "rollback") return red(c, `${wave}: rollout halted by ${r.haltedBy.join(", ")} (${r.reason})${r.decision === "rollback" ? ", rolling back" : ""}`);
+  if (r.decision === "wait") {
+    const what = r.reason === "Baking" ? "to bake" : r.reason === "WaveFull" ? "to finish deploying (the wave is full)" : "to converge";
+    return yellow(c, `${wave}: waiting for its wave: for ${r.waitingFor.length ? r.waitingFor.join(", ") : "earlier waves"} ${what}${r.until ? `, until ${r.until}` : ""}`);
+  }
+  return `${wave}: moving (${r.reason})`;
 }
 
 function phaseText(p: Phase, c: boolean): string {

@@ -24,6 +24,21 @@ export interface ProcessStatus {
   message?: string;
 }
 
+/** The node's place in a rollout (manifest `rollout:`), as its last read of the peers decided. */
+export interface RolloutStatus {
+  /** 1-based wave of this node, and how many waves the role's live peers make. */
+  wave: number;
+  of: number;
+  decision: "move" | "wait" | "halted" | "rollback";
+  reason: string;
+  /** Peers this node waits for (wait), ids. */
+  waitingFor: string[];
+  /** ISO time waiting ends by itself (a bake over) or would halt (a deadline); null when unknown. */
+  until: string | null;
+  /** Peers that halted the rollout (halted, rollback). */
+  haltedBy: string[];
+}
+
 export interface Status {
   instance: { id: string | null; role: string | null; environment: string | null; region: string | null; zone: string | null };
   phase: Phase;
@@ -41,4 +56,6 @@ export interface Status {
   agent: { version: string; pid: number; mode: "run" | "once" };
   /** The running release's secret variables: name, where from, which version, used by which processes. Never a value. */
   secrets?: { name: string; source: string; version: string; processes: string[] }[];
+  /** Present while the node takes part in a rollout (manifest `rollout:`, EC2 identity). */
+  rollout?: RolloutStatus;
 }

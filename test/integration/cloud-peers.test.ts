@@ -39,7 +39,7 @@ describe("describePeers", () => {
     expect(peers.map((p) => p.id)).toEqual(want.map((i) => i.id));
     expect(peers.length).toBe(2300 - 230 - 2);
     expect(peers[0]).toEqual({ id: "i-00000000", state: "running", launchedAt: Date.UTC(2026, 11, 1), role: "db",
-      tags: { "agent:commit": C, "agent:state": "converged", "agent:version": "0.2.0" } });
+      tags: { "agent:commit": C, "agent:state": "converged", "agent:version": "0.2.0" }, zone: "us-east-1a" });
     expect(peers.find((p) => p.id === "i-00000006")!.state).toBe("pending");
     const calls = server.calls.filter((c) => c.action === "DescribeInstances");
     expect(calls).toHaveLength(3);   // 2068 peers, 1000 a page

@@ -1,0 +1,153 @@
+// The rollout gate: with `rollout:` in the manifest and an EC2 identity, a node cuts over to the
+// pinned commit only when its wave is open (agent/fleet/planFleet over its peers' agent:* tags).
+// Preparing early is allowed; the cutover waits, and is asked again right before it happens (the
+// barrier). Peers are read at most once per describeIntervalMs, never on an idle tick. docs/fleet.md.
+import { toAgentError } from "../core/errors.ts";
+import { backoffMs, describeIntervalMs } from "../fleet/budget.ts";
+import { planFleet } from "../fleet/plan.ts";
+import { emptyMemory, ROLLOUT_DEFAULTS, type FleetMemory, type FleetPlan, type Peer, type RolloutSettings } from "../fleet/types.ts";
+import { pinnedCommit } from "../plan/release.ts";
+import type { RolloutStatus } from "../status/types.ts";
+import type { TickContext } from "./tick.ts";
+
+/** What the gate remembers between ticks (the loop's Memory); a new pin starts it afresh. */
+export interface FleetState {
+  commit: string;
+  memory: FleetMemory;
+  nextReadAt: number;
+  /** The environment's nodes at the last read (all roles): the read interval's N. */
+  nodes: number;
+  /** Throttled reads in a row. */
+  attempt: number;
+  plan: FleetPlan | null;
+  /** Every live peer of the role converged on the commit: nothing more to watch. */
+  complete: boolean;
+  /** What this node ran before it moved to the commit (onFailure: rollback goes back there; not kept over a restart). */
+  from?: string | null;
+}
+
+const short = (c: string) => c.slice(0, 12);
+
+/** The manifest's rollout with defaults, for the planner. */
+export function rolloutSettings(t: TickContext): RolloutSettings | null {
+  const r = t.manifest.rollout;
+  if (!r) return null;
+  return { waves: r.waves, bakeMs: r.bake ?? ROLLOUT_DEFAULTS.bakeMs, deadlineMs: r.deadline ?? ROLLOUT_DEFAULTS.deadlineMs,
+    maxFailures: r.maxFailures ?? ROLLOUT_DEFAULTS.maxFailures, onFailure: r.onFailure ?? ROLLOUT_DEFAULTS.onFailure };
+}
+
+/**
+ * The gate stage (after plan): reads the peers when the interval has passed, plans, and holds back
+ * release.cutover unless the decision is `move` to the pinned commit. Never reads when the node
+ * runs the pinned commit (with onFailure: rollback, until the role's rollout is complete).
+ */
+export async function gate(t: TickContext): Promise<void> {
+  const rollout = rolloutSettings(t);
+  if (!rollout || !t.p.cloud?.peers || t.want.pinned || !t.desiredOk) return;
+  const C = pinnedCommit(t.manifest, t.roleName);
+  const cutover = t.relPlan.actions.some((a) => a.kind === "release.cutover");
+  const fleet = stateFor(t, C);
+  const watching = t.current === C && rollout.onFailure === "rollback" && !fleet.complete;
+  if (!cutover && !watching) return;
+  const halted = fleet.plan?.decision.kind === "halted";
+  if (!halted && t.p.clock.now() >= fleet.nextReadAt) await read(t, fleet, rollout, C);
+  const plan = fleet.plan;
+  if (plan) t.status.rollout = rolloutStatus(plan);
+  const d = plan?.decision;
+  if (d?.kind === "move" && d.commit === C) return;
+  if (d?.kind === "rollback") {
+    const back = fleet.from ?? null;
+    t.status.notices.push(`rollout of ${short(C)} halted by ${d.by.join(", ")} (agent:failed=${short(C)}); onFailure: rollback${back && back !== C ? `: going back to ${short(back)}` : ": no earlier release known to go back to (it moved before this agent started)"}`);
+    if (back && back !== C && !t.opts.dryRun) t.p.store.update((s) => { s.localPin = { commit: back, manifestCommit: C, at: t.p.clock.now() }; });
+    return;
+  }
+  if (!cutover) return;
+  hold(t);
+  t.status.notices.push(notice(C, plan));
+}
+
+/** The barrier: right before the cutover, read again; true when the decision is still `move`. */
+export async function barrier(t: TickContext, commit: string): Promise<boolean> {
+  const rollout = rolloutSettings(t);
+  if (!rollout || !t.p.cloud?.peers || t.want.pinned) return true;
+  const C = pinnedCommit(t.manifest, t.roleName);
+  if (commit !== C) return true;
+  const fleet = stateFor(t, C);
+  await read(t, fleet, rollout, C);
+  const plan = fleet.plan;
+  if (plan) t.status.rollout = rolloutStatus(plan);
+  if (plan?.decision.kind === "move" && plan.decision.commit === C) { fleet.from = t.current; return true; }
+  t.gateHeld = true;
+  t.status.notices.push(notice(C, plan));
+  return false;
+}
+
+function stateFor(t: TickContext, C: string): FleetState {
+  const now = t.p.clock.now();
+  if (t.mem.fleet?.commit === C) return t.mem.fleet;
+  // The first read after a new pin comes at a random point of the first interval, not at once.
+  const first = describeIntervalMs(t.manifest.poll, t.mem.fleet?.nodes ?? 1, 0) * t.p.clock.random();
+  const s: FleetState = { commit: C, memory: emptyMemory(), nextReadAt: now + Math.round(first), nodes: t.mem.fleet?.nodes ?? 1, attempt: 0, plan: null, complete: false };
+  if (!t.opts.dryRun) t.mem.fleet = s;
+  else s.nextReadAt = now;         // `agent plan` reads at once
+  return s;
+}
+
+async function read(t: TickContext, fleet: FleetState, rollout: RolloutSettings, C: string): Promise<void> {
+  const { p } = t;
+  const interval = () => describeIntervalMs(t.manifest.poll, fleet.nodes, p.clock.random());
+  let found;
+  try {
+    found = await p.cloud!.peers!(t.identity);
+  } catch (e) {
+    const err = toAgentError(e);
+    const wait = err.reason === "Ec2Throttled" ? backoffMs(interval(), fleet.attempt++, p.clock.random()) : interval();
+    fleet.nextReadAt = p.clock.now() + Math.max(wait, err.retry.kind === "after" ? err.retry.ms : 0);
+    t.status.notices.push(`could not read the peers (${err.reason}): ${err.message}; the cutover waits`);
+    return;
+  }
+  const now = p.clock.now();
+  fleet.attempt = 0;
+  fleet.nodes = Math.max(1, found.length);
+  const peers: Peer[] = found.filter((x) => x.role === t.roleName).map((x) => ({ id: x.id, state: x.state, launchedAt: x.launchedAt, tags: x.tags }));
+  const plan = planFleet({ self: t.identity.instanceId, current: t.current, pinned: C, peers, rollout, memory: fleet.memory, now });
+  fleet.memory = plan.memory;
+  fleet.plan = plan;
+  fleet.complete = peers.length > 0 && peers.every((x) => x.tags["agent:commit"] === C && x.tags["agent:state"] === "converged");
+  const d = plan.decision;
+  fleet.nextReadAt = now + interval();
+  if (d.kind === "wait" && d.reason === "Baking" && d.until !== null) fleet.nextReadAt = Math.max(fleet.nextReadAt, d.until);
+}
+
+/** Keep preparing; take the cutover out of this tick's plan. */
+function hold(t: TickContext) {
+  t.gateHeld = true;
+  t.relPlan = { ...t.relPlan, actions: t.relPlan.actions.filter((a) => a.kind !== "release.cutover") };
+  const at = t.planned.findIndex((a) => a.kind === "release.cutover");
+  if (at >= 0) t.planned.splice(at, 1);
+}
+
+export function rolloutStatus(plan: FleetPlan): RolloutStatus {
+  const d = plan.decision;
+  return {
+    wave: plan.wave + 1, of: plan.waves, decision: d.kind,
+    reason: d.reason,
+    waitingFor: d.kind === "wait" ? d.for : [],
+    until: d.kind === "wait" && d.until !== null ? new Date(d.until).toISOString() : null,
+    haltedBy: d.kind === "halted" || d.kind === "rollback" ? d.by : [],
+  };
+}
+
+function notice(C: string, plan: FleetPlan | null): string {
+  if (!plan) return `rollout of ${short(C)}: waiting for the first read of the peers before the cutover`;
+  const d = plan.decision, wave = `wave ${plan.wave + 1} of ${plan.waves}`;
+  if (d.kind === "halted") {
+    return `rollout of ${short(C)} halted by ${d.by.join(", ")} (${d.reason === "PeerFailed" ? `agent:failed=${short(C)}` : "neither converged nor failed within the deadline"}); this node stays on what it runs until the manifest pins another commit`;
+  }
+  if (d.kind === "wait") {
+    const who = d.for.length ? d.for.join(", ") : "earlier waves";
+    const what = d.reason === "Baking" ? `${who} to bake on ${short(C)}` : d.reason === "WaveFull" ? `room in the wave (deploying: ${who})` : `${who} to converge on ${short(C)}`;
+    return `waiting for its wave (${wave}): for ${what}${d.until ? ` until ${new Date(d.until).toISOString()}` : ""}`;
+  }
+  return `rollout of ${short(C)}: ${wave}, not moving yet`;
+}

@@ -1,0 +1,181 @@
+// The rollout gate in the tick (loop/gate.ts), against in-memory ports: the cutover waits for the
+// node's wave (prepare goes on), the barrier reads again before it, a moving node tags itself
+// deploying first, a halted rollout is read no more, and an idle node makes no read at all.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ManualClock } from "../../agent/core/clock.ts";
+import { memoryLogger } from "../../agent/core/log.ts";
+import type { PeerInfo } from "../../agent/cloud/ec2.ts";
+import { rankOrder } from "../../agent/fleet/rank.ts";
+import { Config, Manifest, Role } from "../../agent/manifest/schema.ts";
+import type { Ports, ReleaseInfo } from "../../agent/loop/ports.ts";
+import { newMemory, tick } from "../../agent/loop/tick.ts";
+import { layout } from "../../agent/state/layout.ts";
+import { StateStore } from "../../agent/state/store.ts";
+
+const A = "a".repeat(40), B = "b".repeat(40);
+const IDS = ["i-01", "i-02", "i-03"];
+const ROLLOUT = { waves: [1, "100%"], bake: "2s" };
+const CANARY = rankOrder(B, IDS)[0]!, LATER = rankOrder(B, IDS)[2]!;
+
+class World {
+  manifest: Record<string, unknown> = { commit: A, poll: "1s" };
+  releases = new Map<string, ReleaseInfo>();
+  current: string | null = null;
+  prepared: string[] = [];
+  peers: PeerInfo[] = IDS.map((id) => ({ id, state: "running", launchedAt: null, role: "web", tags: { "agent:commit": A, "agent:state": "converged", "agent:version": "1" } }));
+  reads = 0;
+  /** agent:state of every tag write, and the commit current named then. */
+  writes: string[] = [];
+}
+
+function ports(w: World, dir: string, self: string, clock = new ManualClock(1_000_000, [0])): Ports {
+  const L = layout(dir);
+  const id = { instanceId: self, region: "us-east-1", zone: "us-east-1a", role: "web", environment: "staging" };
+  let tip = 0;
+  return {
+    config: Config.parse({ repo: "http://127.0.0.1:1/ops.git", stateDir: dir, identity: "imds" }),
+    layout: L, store: new StateStore(L.stateFile), clock, log: memoryLogger(),
+    identity: { resolve: async () => ({ identity: id }) },
+    source: {
+      poll: async () => ({ tip: String(++tip).padStart(40, "1"), moved: true }),
+      readManifest: async () => ({ ok: true, value: Manifest.parse(w.manifest), file: "manifests/staging.yaml" }),
+      ensureCommit: async (c) => ({ subject: c.slice(0, 4) }),
+      readRole: async () => Role.parse({ processes: { web: { run: "app" } } }),
+    },
+    releases: {
+      info: (c) => w.releases.get(c) ?? { state: "missing" },
+      current: () => w.current,
+      prepare: async (c) => { w.prepared.push(c); w.releases.set(c, { state: "ready" }); },
+      switchCurrent: (c) => { w.current = c; },
+      mark: (c, state) => { w.releases.set(c, { ...w.releases.get(c), state, since: new Date(clock.now()).toISOString() }); },
+      runHook: async () => {},
+      prune: () => {},
+    },
+    processes: {
+      ensure: async () => {}, replace: async () => ({ ok: true }), stopAll: async () => {},
+      status: () => [], healthy: () => true,
+    },
+    cloud: {
+      volumes: () => [], address: () => null,
+      syncTags: async (_i, want, last) => { w.writes.push(`${want["agent:state"]}@${want["agent:commit"]!.slice(0, 1)}`); return { ...last, ...want }; },
+      peers: async () => { w.reads++; return w.peers; },
+    },
+  };
+}
+
+let dir: string;
+beforeEach(() => { dir = mkdtempSync(join(tmpdir(), "gate-")); });
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A node converged on A, then the manifest pins B with rollout waves [1, 100%]. */
+async function onA(self: string) {
+  const w = new World(), p = ports(w, dir, self), mem = newMemory();
+  expect((await tick(p, mem, { mode: "run" })).converged).toBe(true);
+  w.writes = []; w.reads = 0;
+  w.manifest = { ...w.manifest, commit: B, rollout: ROLLOUT };
+  return { w, p, mem };
+}
+
+describe("the rollout gate", () => {
+  test("an idle node (it runs the pinned commit) reads no peers", async () => {
+    const w = new World(), p = ports(w, dir, LATER), mem = newMemory();
+    await tick(p, mem, { mode: "run" });
+    w.manifest = { ...w.manifest, rollout: ROLLOUT };
+    for (let i = 0; i < 3; i++) await tick(p, mem, { mode: "run" });
+    expect(w.current).toBe(A);
+    expect(w.reads).toBe(0);
+  });
+
+  test("a node of wave 2 prepares B but does not cut over; status says which wave and whom it waits for", async () => {
+    const { w, p, mem } = await onA(LATER);
+    const r = await tick(p, mem, { mode: "run" });
+    expect(w.prepared).toContain(B);
+    expect(w.current).toBe(A);
+    expect(r.status.phase).toBe("waiting");
+    expect(r.status.rollout).toMatchObject({ wave: 2, of: 2, decision: "wait", reason: "EarlierWave", waitingFor: [CANARY] });
+    expect(r.status.notices.join("\n")).toContain(`waiting for its wave (wave 2 of 2): for ${CANARY} to converge`);
+    expect(r.actions.map((a) => a.kind)).not.toContain("release.cutover");
+    // held, it still runs A well: for its peers it is converged on A, not deploying
+    expect(w.writes.every((x) => x === "converged@a")).toBe(true);
+  });
+
+  test("the canary moves: the barrier reads again, and it tags itself deploying before the switch", async () => {
+    const { w, p, mem } = await onA(CANARY);
+    const r = await tick(p, mem, { mode: "run" });
+    expect(w.current).toBe(B);
+    expect(r.converged).toBe(true);
+    expect(w.reads).toBe(2);                  // the gate's read, then the barrier's
+    expect(w.writes).toEqual(["deploying@a", "converged@b"]);
+    expect(r.status.rollout).toMatchObject({ wave: 1, decision: "move" });
+  });
+
+  test("the barrier: the wave closed between the gate's read and the cutover, so no cutover", async () => {
+    const { w, p, mem } = await onA(CANARY);
+    let n = 0;
+    p.cloud!.peers = async () => {
+      w.reads++;
+      // the second read (the barrier) sees another peer deploying: the wave of one is full
+      return w.peers.map((x) => (++n > 3 && x.id === LATER ? { ...x, tags: { ...x.tags, "agent:state": "deploying" } } : x));
+    };
+    const r = await tick(p, mem, { mode: "run" });
+    expect(w.reads).toBe(2);
+    expect(w.current).toBe(A);
+    expect(r.status.rollout).toMatchObject({ decision: "wait", reason: "WaveFull", waitingFor: [LATER] });
+  });
+
+  test("a peer with agent:failed=B halts the rollout: no cutover, and no more reads", async () => {
+    const { w, p, mem } = await onA(LATER);
+    w.peers = w.peers.map((x) => (x.id === CANARY ? { ...x, tags: { ...x.tags, "agent:state": "failed", "agent:failed": B } } : x));
+    const r = await tick(p, mem, { mode: "run" });
+    expect(r.status.rollout).toMatchObject({ decision: "halted", reason: "PeerFailed", haltedBy: [CANARY] });
+    expect(r.status.notices.join("\n")).toContain(`rollout of ${B.slice(0, 12)} halted by ${CANARY}`);
+    const reads = w.reads;
+    (p.clock as ManualClock).advance(60_000);
+    await tick(p, mem, { mode: "run" });
+    expect(w.reads).toBe(reads);
+    expect(w.current).toBe(A);
+  });
+
+  test("reads are spaced: at most one per max(poll, N/5 s) with jitter, not one per tick", async () => {
+    const { w, p, mem } = await onA(LATER);
+    for (let i = 0; i < 5; i++) { await tick(p, mem, { mode: "run" }); (p.clock as ManualClock).advance(100); }
+    expect(w.reads).toBe(1);
+    (p.clock as ManualClock).advance(1_000);
+    await tick(p, mem, { mode: "run" });
+    expect(w.reads).toBe(2);
+  });
+
+  test("onFailure: rollback: a node on B goes back to its last good release when a peer failed B", async () => {
+    const { w, p, mem } = await onA(CANARY);
+    w.manifest = { ...w.manifest, rollout: { waves: [1, "100%"], bake: "2s", onFailure: "rollback" } };
+    await tick(p, mem, { mode: "run" });
+    expect(w.current).toBe(B);
+    w.peers = w.peers.map((x) => (x.id === LATER ? { ...x, tags: { ...x.tags, "agent:state": "failed", "agent:failed": B } } : x));
+    (p.clock as ManualClock).advance(5_000);
+    const r = await tick(p, mem, { mode: "run" });
+    expect(r.status.rollout).toMatchObject({ decision: "rollback", haltedBy: [LATER] });
+    (p.clock as ManualClock).advance(5_000);
+    await tick(p, mem, { mode: "run" });
+    expect(w.current).toBe(A);
+  });
+
+  test("a fleet launched with rollout: the held nodes tag themselves waiting (not deploying), so the canary still has room", async () => {
+    const fresh = (w: World) => { w.manifest = { commit: B, poll: "1s", rollout: ROLLOUT }; w.peers = w.peers.map((x) => ({ ...x, tags: { "agent:commit": "none", "agent:state": "waiting", "agent:version": "1" } })); };
+    const w = new World(); fresh(w);
+    const later = ports(w, dir, LATER);
+    const r = await tick(later, newMemory(), { mode: "run" });
+    expect(w.current).toBeNull();
+    expect(r.status.rollout).toMatchObject({ decision: "wait", wave: 2 });
+    expect(w.writes).toEqual(["waiting@n"]);
+    const w2 = new World(); fresh(w2);
+    const d2 = mkdtempSync(join(tmpdir(), "gate-"));
+    try {
+      await tick(ports(w2, d2, CANARY), newMemory(), { mode: "run" });
+      expect(w2.current).toBe(B);
+      expect(w2.writes).toEqual(["deploying@n", "converged@b"]);
+    } finally { rmSync(d2, { recursive: true, force: true }); }
+  });
+});
