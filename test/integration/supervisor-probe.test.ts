@@ -69,7 +69,7 @@ test("an adopted process is checked at once; a started one after 250 ms (or its 
   expect(firstCheckMs(100, false)).toBe(100);
 });
 
-test("an adopted process with an HTTP check reads as not healthy until its first check passes, then healthy on the same pid", async () => {
+test("an adopted process with an HTTP check is checked at once: firstChecks() settles with it healthy on the same pid", async () => {
   const { sandbox, supervisor, childSpec, freePort, until } = await import("../fixtures/supervisor-kit.ts");
   const sb = sandbox();
   const port = await freePort();
@@ -86,9 +86,34 @@ test("an adopted process with an HTTP check reads as not healthy until its first
     expect(next.adopt().adopted.map((r) => r.pid)).toEqual([pid!]);
     next.ensure([spec]);
     expect(next.healthy()).toBe(false);                              // no check has passed yet
-    await until(() => next.healthy(), "the adopted web is healthy");  // interval 60 s: only the first check can have run
+    await next.firstChecks();                                        // the first check runs at once after ensure()
+    expect(next.healthy()).toBe(true);                               // interval 60 s: only that first check has run
+    await next.firstChecks();                                        // nothing pending: settles at once
     expect(events.filter((e) => e.kind === "healthy").map((e) => e.pid)).toEqual([pid!]);
     expect(next.status()[0]).toMatchObject({ pid, state: "running", healthy: true, restarts: 0 });
+    await next.stopAll();
+  } finally {
+    sb.cleanup();
+  }
+});
+
+test("firstChecks() settles with a failing check too: the adopted process reads as not healthy from that check", async () => {
+  const { sandbox, supervisor, childSpec, freePort, until } = await import("../fixtures/supervisor-kit.ts");
+  const sb = sandbox();
+  const port = await freePort();
+  const sick = `${sb.dir}/sick`;
+  const spec = childSpec(sb, "web", ["--http", "--unhealthy-file", sick], { port, health: { http: "/up", interval: 60_000, timeout: 2000, pass: 1, fail: 1, window: 1, deadline: 10_000 } as never });
+  const first = supervisor(sb);
+  try {
+    first.adopt(); first.ensure([spec]);
+    await until(() => first.healthy(), "the first agent's web is healthy");
+    first.detach();
+    await Bun.write(sick, "");
+    const next = supervisor(sb);
+    next.adopt(); next.ensure([spec]);
+    await next.firstChecks();
+    expect(next.healthy()).toBe(false);
+    expect(next.status()[0]).toMatchObject({ healthy: false, pid: expect.any(Number) });
     await next.stopAll();
   } finally {
     sb.cleanup();
