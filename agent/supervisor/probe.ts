@@ -61,10 +61,16 @@ function probeHttp(port: number | undefined, path: string, timeoutMs: number): P
         done(status >= 200 && status < 400 ? pass : failWith(`GET ${url} answered ${status}`));
       },
       close() { done(failWith(`GET ${url}: connection closed without an answer`)); },
-      error(_s, e) { done(failWith(`GET ${url}: ${errorMessage(e)}`)); },
-      connectError(_s, e) { done(failWith(`GET ${url}: ${errorMessage(e)}`)); },
-    } }).catch((e) => done(failWith(`GET ${url}: ${errorMessage(e)}`)));
+      error(_s, e) { done(failWith(`GET ${url}: ${socketError(e)}`)); },
+      connectError(_s, e) { done(failWith(`GET ${url}: ${socketError(e)}`)); },
+    } }).catch((e) => done(failWith(`GET ${url}: ${socketError(e)}`)));
   });
+}
+
+/** "ECONNREFUSED: Failed to connect": Bun's socket messages alone do not say why. */
+function socketError(e: unknown): string {
+  const code = (e as { code?: unknown }).code, message = errorMessage(e);
+  return typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
 function probeTcp(port: number, timeoutMs: number): Promise<ProbeResult> {

@@ -46,7 +46,7 @@ test("a refused connection, silence past the timeout, a close without answer and
   await Bun.sleep(20);
   const refused = await check(closed);
   expect(refused.ok).toBe(false);
-  expect(refused.error).toStartWith(`GET http://127.0.0.1:${closed}/up: `);
+  expect(refused.error).toStartWith(`GET http://127.0.0.1:${closed}/up: ECONNREFUSED`);
 
   const silent = await raw(() => {});
   expect(await check(silent, "/up", 200)).toEqual({ ok: false, error: `GET http://127.0.0.1:${silent}/up: no answer within 200ms` });
