@@ -93,6 +93,7 @@ test("an adopted process with an HTTP check is checked at once: firstChecks() se
     expect(next.status()[0]).toMatchObject({ pid, state: "running", healthy: true, restarts: 0 });
     await next.stopAll();
   } finally {
+    for (const r of sb.store().get().processes) try { process.kill(-r.pgid, "SIGKILL"); } catch {}   // a failed test leaves nothing running
     sb.cleanup();
   }
 });
@@ -116,6 +117,7 @@ test("firstChecks() settles with a failing check too: the adopted process reads 
     expect(next.status()[0]).toMatchObject({ healthy: false, pid: expect.any(Number) });
     await next.stopAll();
   } finally {
+    for (const r of sb.store().get().processes) try { process.kill(-r.pgid, "SIGKILL"); } catch {}   // a failed test leaves nothing running
     sb.cleanup();
   }
 });
