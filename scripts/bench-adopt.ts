@@ -1,12 +1,14 @@
 // Benchmark of an agent start on a busy node: `agent run` where N processes already run (started
 // by an earlier agent), until status.json shows every one adopted (same pid) and healthy. The
 // reference, in the same run: the same start on the same node's twin with no processes.
-//   bun scripts/bench-adopt.ts [--processes 20] [--runs 3]
+// --http H: H of the N processes are a Bun HTTP server with `health: { http: /up }`; an adopted
+// one reads as healthy only after its first check passes.
+//   bun scripts/bench-adopt.ts [--processes 20] [--http 0] [--runs 3]
 import { parseArgs } from "node:util";
-import { makeNode, median, type Node } from "./bench-node.ts";
+import { BUN, makeNode, median, type Node } from "./bench-node.ts";
 
-const { values: o } = parseArgs({ options: { processes: { type: "string", default: "20" }, runs: { type: "string", default: "3" } } });
-const N = Number(o.processes), RUNS = Number(o.runs);
+const { values: o } = parseArgs({ options: { processes: { type: "string", default: "20" }, http: { type: "string", default: "0" }, runs: { type: "string", default: "3" } } });
+const N = Number(o.processes), H = Math.min(N, Number(o.http)), RUNS = Number(o.runs);
 
 /** Converge `node` once, then restart its agent RUNS times: spawn → status shows `count` processes adopted and healthy. */
 async function restarts(node: Node, count: number): Promise<number[]> {
@@ -29,14 +31,16 @@ async function restarts(node: Node, count: number): Promise<number[]> {
   return out;
 }
 
-const role = (n: number) => n ? `processes:\n  worker:\n    run: sleep 100000\n    instances: ${n}\n    minUptime: 300ms\n` : "processes: {}\n";
-const busy = await makeNode("adopt", role(N));
+const role = (n: number, h = 0) => !n ? "processes: {}\n" : "processes:\n"
+  + (n > h ? `  worker:\n    run: sleep 100000\n    instances: ${n - h}\n    minUptime: 300ms\n` : "")
+  + (h ? `  web:\n    run: ${BUN} app.ts\n    instances: ${h}\n    health: { http: /up, interval: 1s, deadline: 10s }\n` : "");
+const busy = await makeNode("adopt", role(N, H));
 let withN: number[], none: number[];
 try { withN = await restarts(busy, N); } finally { await busy.stop(); }
 const empty = await makeNode("adopt-0", role(0));
 try { none = await restarts(empty, 0); } finally { await empty.stop(); }
 const f = (xs: number[]) => `median ${median(xs).toFixed(0)} ms (min ${Math.min(...xs)}, max ${Math.max(...xs)}, n=${xs.length})`;
 console.log(`| agent start until status shows ... | time |\n|---|---|`);
-console.log(`| ${N} running processes adopted and healthy | ${f(withN)} |`);
+console.log(`| ${N} running processes${H ? ` (${H} with HTTP checks)` : ""} adopted and healthy | ${f(withN)} |`);
 console.log(`| no processes, converged (reference) | ${f(none)} |`);
 console.log(`ratio: ${(median(withN) / median(none)).toFixed(2)}×`);

@@ -36,12 +36,20 @@ const spec = (name: string, argv: string[], over: Partial<ProcessSpec> = {}): Pr
 const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!; };
 const fmt = (xs: number[]) => `median ${pct(xs, 50).toFixed(2)} ms, p95 ${pct(xs, 95).toFixed(2)} ms, max ${Math.max(...xs).toFixed(2)} ms (n=${xs.length})`;
 
+/** A port nothing listens on now (a random one could be taken by another program: a crash loop, no steady state). */
+function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
 async function steadyState() {
   const sup = new Supervisor({ clock: systemClock, log, store: new StateStore(l.stateFile), logs: { maxBytes: 50 << 20, keep: 5 } });
   const specs: ProcessSpec[] = [];
   for (let i = 0; i < N; i++) {
     if (i < HTTP) {
-      const port = 20000 + Math.floor(Math.random() * 20000);
+      const port = freePort();
       specs.push(spec(`web-${i}`, [process.execPath, CHILD, "--http"], { port, env: { PATH: process.env.PATH!, PORT: String(port) },
         health: { http: "/up", interval: 1000, timeout: 1000, pass: 1, fail: 3, window: 3, deadline: 30_000 } }));
     } else specs.push(spec(`sleep-${i}`, ["sleep", "100000"]));

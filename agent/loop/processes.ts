@@ -54,6 +54,7 @@ export class ProcessesAdapter implements ProcessesPort {
 
   async ensure(commit: string, role: Role, env: Record<string, string>): Promise<void> {
     this.sup.ensure(await this.specs(commit, role, env));
+    await this.sup.firstChecks();   // just-adopted processes: their first health check, so status says healthy at once
   }
 
   /** Per process: overlap (start new, then stop old) unless it has a fixed port or says overlap: false. */

@@ -132,6 +132,15 @@ export class Supervisor {
   }
 
   /**
+   * Until every adopted process with a health check has had its first check (at once after
+   * ensure() gave it its spec; at most its check timeout): the status written next then says
+   * healthy or not from a check, not "no check yet". Immediate when none is pending.
+   */
+  async firstChecks(): Promise<void> {
+    await Promise.all([...this.units.values()].map((u) => u.firstCheck));
+  }
+
+  /**
    * Restart in place for a new release. overlap: start the new ones, wait until all are healthy
    * (health.deadline, or up for minUptime), then stop the old; a new one that never becomes healthy
    * is stopped and the old keep running. No overlap: stop the old first, then start the new; on

@@ -35,6 +35,14 @@ const short = (c: string) => c.slice(0, 7);
 /** The first readiness check of a new process comes this soon, then doubles up to the interval. */
 const READINESS_FIRST_CHECK_MS = 250;
 
+/**
+ * When the first check of a process runs: a started one needs a moment to listen; an adopted one
+ * already runs (and reads as not healthy until a check passes), so it is checked at once.
+ */
+export function firstCheckMs(intervalMs: number, adopted: boolean): number {
+  return adopted ? 0 : Math.min(READINESS_FIRST_CHECK_MS, intervalMs);
+}
+
 export class Unit {
   state: ProcessStatus["state"] = "stopped";
   pid: number | null = null;
@@ -54,6 +62,10 @@ export class Unit {
   private retired = false;    // stopped for good: nothing may start it again
   private detached = false;
   private timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Settles once an adopted process's first health check has run (or it is gone): see firstCheck. */
+  private firstCheckDone: (() => void) | null = null;
+  /** An adopted process with a health check reads as not healthy until this settles. */
+  firstCheck: Promise<void> = Promise.resolve();
 
   constructor(private ctx: UnitContext, public info: Info, public spec: ProcessSpec | null) {}
 
@@ -192,15 +204,17 @@ export class Unit {
     const h = spec.health;
     // Until it is first healthy, look sooner (250 ms, doubling up to the interval): a cutover
     // should not wait a whole interval for a process that is already up.
-    let wait = Math.min(READINESS_FIRST_CHECK_MS, h.interval);
+    let wait = firstCheckMs(h.interval, this.adopted);
+    if (this.adopted) this.firstCheck = new Promise((resolve) => { this.firstCheckDone = resolve; });
     const check = async () => {
       const r = await probe(h, { port: spec.port, cwd: spec.releaseDir, env: spec.env, user: spec.user });
-      if (this.pid !== pid || this.stopping || this.detached) return;
+      if (this.pid !== pid || this.stopping || this.detached) return this.settleFirstCheck();
       const was = this.health;
       this.health = recordCheck(h, was, r.ok, r.error);
+      this.settleFirstCheck();
       if (this.health.healthy && !was.healthy) this.becameHealthy();
       if (livenessFailed(this.health) && was.healthy) return void this.restartUnhealthy(r.error);
-      wait = this.health.everHealthy ? h.interval : Math.min(wait * 2, h.interval);
+      wait = this.health.everHealthy ? h.interval : Math.min(Math.max(wait * 2, READINESS_FIRST_CHECK_MS), h.interval);
       this.after(wait, check);
     };
     this.after(wait, check);
@@ -314,5 +328,12 @@ export class Unit {
   private clearTimers(): void {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.settleFirstCheck();
+  }
+
+  private settleFirstCheck(): void {
+    const done = this.firstCheckDone;
+    this.firstCheckDone = null;
+    done?.();
   }
 }
