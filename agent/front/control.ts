@@ -1,14 +1,9 @@
 // The control API's wire format: what the agent PUTs to /v1/table, checked field by field.
 // Durations are milliseconds and sizes bytes here; the manifest's "30s"/"100MB" are parsed by the agent.
+import type { RouteSettings, Upstream } from "./routes.ts";
 
-export interface RouteRequest {
-  port: number;
-  listen: string;
-  health: string | null;
-  drainMs: number;
-  holdMs: number;
-  maxBody: number;
-  upstreams: { id: string; port: number }[];
+export interface RouteRequest extends RouteSettings {
+  upstreams: Upstream[];
 }
 
 export const DEFAULTS = { listen: "0.0.0.0", drainMs: 30_000, holdMs: 10_000, maxBody: 100 * 1024 * 1024 } as const;

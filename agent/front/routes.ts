@@ -16,8 +16,8 @@ export interface DesiredUpstream extends Upstream {
   healthy: boolean;
 }
 
-/** What the agent asks for on one public port. */
-export interface DesiredRoute {
+/** One public port's settings, as the agent asks for them and as the table keeps them. */
+export interface RouteSettings {
   port: number;
   /** The address to listen on (http.listen), "0.0.0.0" by default. */
   listen: string;
@@ -26,16 +26,14 @@ export interface DesiredRoute {
   drainMs: number;
   holdMs: number;
   maxBody: number;
+}
+
+/** What the agent asks for on one public port. */
+export interface DesiredRoute extends RouteSettings {
   upstreams: DesiredUpstream[];
 }
 
-export interface Route {
-  port: number;
-  listen: string;
-  health: string | null;
-  drainMs: number;
-  holdMs: number;
-  maxBody: number;
+export interface Route extends RouteSettings {
   /** Every upstream the agent wants on this port (ready or not). */
   upstreams: Upstream[];
   /** Those that receive new requests; empty means new requests are held (hold, then 503). */
