@@ -14,8 +14,8 @@ interface View { id: string; rank: number; wave: number; commit: string | null; 
  * with onFailure: rollback); alone or already on C => move; a peer of an earlier wave due to move
  * that has neither converged nor failed on C within `deadline` halts; otherwise the node moves when
  * its wave is open (the earlier waves' share of peers converged on C for `bake`, reader's clock) and
- * fewer peers than the open wave's size are on C or deploying. A node with no release yet, told to
- * wait, starts on the commit most of its converged peers run.
+ * fewer peers than the open wave's size are on C or deploying. A node with no release (or one no
+ * converged peer runs), told to wait, starts on the commit most of its converged peers run.
  */
 export function planFleet(input: FleetInput): FleetPlan {
   const { self, pinned: C, now, rollout } = input;
@@ -100,13 +100,19 @@ function remember(old: FleetMemory, C: string, now: number, others: View[]): Fle
   return m;
 }
 
-/** A node with no release yet that may not take C starts on what most converged peers run (ties: lowest commit id). */
+/**
+ * A node told to wait (or halted) that runs nothing, or runs a commit none of its converged peers
+ * runs (a node launched mid-rollout), starts on what most converged peers run (C aside; ties:
+ * lowest commit id). A commit some live peer failed (agent:failed) is never chosen.
+ */
 function launch(d: Decision, current: string | null, C: string, others: View[]): Decision {
-  if (current !== null || d.kind === "move") return d;
+  if ((d.kind !== "wait" && d.kind !== "halted") || current === C) return d;
+  const failed = new Set(others.map((v) => v.failed).filter((f): f is string => !!f));
   const count = new Map<string, number>();
   for (const v of others) {
-    if (v.state === "converged" && v.commit && v.commit !== C && v.commit !== "none") count.set(v.commit, (count.get(v.commit) ?? 0) + 1);
+    if (v.state === "converged" && v.commit && v.commit !== C && v.commit !== "none" && !failed.has(v.commit)) count.set(v.commit, (count.get(v.commit) ?? 0) + 1);
   }
+  if (current !== null && count.has(current)) return d;
   const best = [...count].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0];
   return best ? { kind: "move", commit: best[0], reason: "Launch" } : d;
 }

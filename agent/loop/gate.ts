@@ -8,9 +8,9 @@ import { planFleet } from "../fleet/plan.ts";
 import { emptyMemory, ROLLOUT_DEFAULTS, type FleetMemory, type FleetPlan, type Peer, type RolloutSettings } from "../fleet/types.ts";
 import { pinnedCommit } from "../plan/release.ts";
 import type { RolloutStatus } from "../status/types.ts";
-import type { TickContext } from "./tick.ts";
+import { retarget, type TickContext } from "./tick.ts";
 
-/** What the gate remembers between ticks (the loop's Memory); a new pin starts it afresh. */
+/** What the gate remembers between ticks (the loop's Memory; memory and from also in state.json); a new pin starts it afresh. */
 export interface FleetState {
   commit: string;
   memory: FleetMemory;
@@ -22,7 +22,7 @@ export interface FleetState {
   plan: FleetPlan | null;
   /** Every live peer of the role converged on the commit: nothing more to watch. */
   complete: boolean;
-  /** What this node ran before it moved to the commit (onFailure: rollback goes back there; not kept over a restart). */
+  /** What this node ran before it moved to the commit (onFailure: rollback goes back there). */
   from?: string | null;
 }
 
@@ -45,6 +45,8 @@ export async function gate(t: TickContext): Promise<void> {
   const rollout = rolloutSettings(t);
   if (!rollout || !t.p.cloud?.peers || t.want.pinned || !t.desiredOk) return;
   const C = pinnedCommit(t.manifest, t.roleName);
+  const saved = t.p.store.get().rollout;
+  if (saved && saved.commit !== C && !t.opts.dryRun) t.p.store.update((s) => { s.rollout = null; });   // another pin: its rollout is over
   const cutover = t.relPlan.actions.some((a) => a.kind === "release.cutover");
   const fleet = stateFor(t, C);
   const watching = t.current === C && rollout.onFailure === "rollback" && !fleet.complete;
@@ -55,6 +57,7 @@ export async function gate(t: TickContext): Promise<void> {
   if (plan) t.status.rollout = rolloutStatus(plan);
   const d = plan?.decision;
   if (d?.kind === "move" && d.commit === C) return;
+  if (d?.kind === "move" && d.reason === "Launch" && cutover && d.commit !== t.current && plan) return await launch(t, fleet, plan, d.commit, C);
   if (d?.kind === "rollback") {
     const back = fleet.from ?? null;
     t.status.notices.push(`rollout of ${short(C)} halted by ${d.by.join(", ")} (agent:failed=${short(C)}); onFailure: rollback${back && back !== C ? `: going back to ${short(back)}` : ": no earlier release known to go back to (it moved before this agent started)"}`);
@@ -76,7 +79,7 @@ export async function barrier(t: TickContext, commit: string): Promise<boolean> 
   await read(t, fleet, rollout, C);
   const plan = fleet.plan;
   if (plan) t.status.rollout = rolloutStatus(plan);
-  if (plan?.decision.kind === "move" && plan.decision.commit === C) { fleet.from = t.current; return true; }
+  if (plan?.decision.kind === "move" && plan.decision.commit === C) { fleet.from = t.current; save(t, fleet); return true; }
   t.gateHeld = true;
   t.status.notices.push(notice(C, plan));
   return false;
@@ -87,7 +90,11 @@ function stateFor(t: TickContext, C: string): FleetState {
   if (t.mem.fleet?.commit === C) return t.mem.fleet;
   // The first read after a new pin comes at a random point of the first interval, not at once.
   const first = describeIntervalMs(t.manifest.poll, t.mem.fleet?.nodes ?? 1, 0) * t.p.clock.random();
-  const s: FleetState = { commit: C, memory: emptyMemory(), nextReadAt: now + Math.round(first), nodes: t.mem.fleet?.nodes ?? 1, attempt: 0, plan: null, complete: false };
+  // An agent restarted mid-rollout carries on with what it saw (bakes, deadlines, the rollback target).
+  const saved = t.p.store.get().rollout;
+  const kept = saved?.commit === C && saved.memory?.commit === C ? saved : null;
+  const s: FleetState = { commit: C, memory: kept ? structuredClone(kept.memory) : emptyMemory(), nextReadAt: now + Math.round(first),
+    nodes: t.mem.fleet?.nodes ?? 1, attempt: 0, plan: null, complete: false, from: kept?.from ?? null };
   if (!t.opts.dryRun) t.mem.fleet = s;
   else s.nextReadAt = now;         // `agent plan` reads at once
   return s;
@@ -113,10 +120,39 @@ async function read(t: TickContext, fleet: FleetState, rollout: RolloutSettings,
   const plan = planFleet({ self: t.identity.instanceId, current: t.current, pinned: C, peers, rollout, memory: fleet.memory, now });
   fleet.memory = plan.memory;
   fleet.plan = plan;
+  save(t, fleet);
   fleet.complete = peers.length > 0 && peers.every((x) => x.tags["agent:commit"] === C && x.tags["agent:state"] === "converged");
   const d = plan.decision;
   fleet.nextReadAt = now + interval();
   if (d.kind === "wait" && d.reason === "Baking" && d.until !== null) fleet.nextReadAt = Math.max(fleet.nextReadAt, d.until);
+}
+
+/** What the planner needs over a restart, in state.json (written only when it changed). */
+function save(t: TickContext, fleet: FleetState) {
+  if (t.opts.dryRun) return;
+  const next = { commit: fleet.commit, memory: fleet.memory, from: fleet.from ?? null };
+  if (JSON.stringify(t.p.store.get().rollout ?? null) === JSON.stringify(next)) return;
+  t.p.store.update((s) => { s.rollout = structuredClone(next); });
+}
+
+/**
+ * A node launched mid-rollout (nothing to run, or a commit none of its converged peers runs):
+ * deploy what they run, verified like any release, this tick; the pinned commit waits for its
+ * wave. When that commit cannot be used here, the node simply waits.
+ */
+async function launch(t: TickContext, fleet: FleetState, plan: FleetPlan, commit: string, C: string): Promise<void> {
+  const wave = `wave ${plan.wave + 1} of ${plan.waves}`;
+  try {
+    if (t.p.store.get().badCommits.includes(commit)) throw new Error("it failed on this node before");
+    await retarget(t, commit);
+  } catch (e) {
+    hold(t);
+    t.status.notices.push(`cannot start on the commit its peers run (${short(commit)}): ${toAgentError(e).message}; waiting for its wave (${wave}) of ${short(C)}`);
+    return;
+  }
+  t.gateHeld = true;                         // held from C: for its peers it is converged on what it runs
+  if (!t.opts.dryRun) fleet.nextReadAt = t.p.clock.now();   // the next tick plans again from what it then runs
+  t.status.notices.push(`starting on the commit its peers run (${short(commit)}) until its wave (${wave}) of ${short(C)}`);
 }
 
 /** Keep preparing; take the cutover out of this tick's plan. */

@@ -231,6 +231,18 @@ async function planStage(t: TickContext): Promise<void> {
   t.planned.push(...t.relPlan.actions);
 }
 
+/**
+ * The rollout gate's launch (loop/gate.ts): this tick deploys `commit` (what the node's converged
+ * peers run) instead of the pinned one, verified like any release. Throws when it cannot be used.
+ */
+export async function retarget(t: TickContext, commit: string): Promise<void> {
+  await verifyRelease(t.p, commit);      // trust: require tip+release
+  t.role = await roleAt(t.p, t.mem, commit, t.roleName);
+  t.want = { commit, pinned: false };
+  t.planned = t.planned.filter((a) => !a.kind.startsWith("release."));
+  await planStage(t);
+}
+
 /** 6. Volumes come first: processes start only on mounted volumes. */
 async function volumes(t: TickContext): Promise<void | Stop> {
   const { p, mem, status, opts, current, role } = t;
@@ -276,7 +288,7 @@ async function apply(t: TickContext): Promise<void> {
       await p.releases.prepare(action.commit, role, bindingEnv, signal);
     } else if (action.kind === "release.cutover") {
       if (!(await barrier(t, action.commit))) break;      // rollout: the wave closed since the gate looked
-      if (t.manifest.rollout && !t.opts.dryRun) await writeTags(p, t.status, "deploying");   // peers count it in flight
+      if (t.manifest.rollout && !t.gateHeld && !t.opts.dryRun) await writeTags(p, t.status, "deploying");   // peers count it in flight (not a launch onto their commit)
       report(t, "cutover");
       out = ended(t, await cutover(p, { commit: action.commit, role, env: bindingEnv }, await sideOf(t, action.from), signal));
     } else if (action.kind === "release.confirm") {

@@ -54,6 +54,12 @@ export interface AgentState {
    * not count); after MAX_CONFIRM_ATTEMPTS it is rolled back.
    */
   deploying: { commit: string; from: string | null; startedAt: number; failures?: number } | null;
+  /**
+   * The rollout gate's memory of the pinned commit's rollout (agent/loop/gate.ts): when this node
+   * first saw peers converged or due (its own clock, ms) and what it ran before it moved to the
+   * commit (onFailure: rollback goes back there). Dropped when the manifest pins another commit.
+   */
+  rollout?: { commit: string; memory: import("../fleet/types.ts").FleetMemory; from: string | null } | null;
   /** Per commit, the versions (never the values) of the secrets its processes run with (agent/secrets/). */
   secrets?: Record<string, import("../secrets/plan.ts").Resolution>;
 }

@@ -180,6 +180,16 @@ describe("planFleet: nodes that come and go", () => {
     const fresh = fleet(Object.fromEntries(ids.map((id) => [id, { commit: "none", state: "deploying" }])), ids);
     expect(planFleet(input(r[5]!, fresh, { current: null })).decision.kind).toBe("wait");
   });
+  test("a node on a commit no converged peer runs (an old image) starts on its peers' commit; one that a peer failed is never chosen", () => {
+    const Z = "e".repeat(40);
+    const view = fleet({ [r[0]!]: onC }, ids);
+    expect(planFleet(input(late, view, { current: Z })).decision).toEqual({ kind: "move", commit: OLD, reason: "Launch" });
+    // on OLD like its peers: it waits its wave as before
+    expect(planFleet(input(r[5]!, view, { current: OLD })).decision.kind).toBe("wait");
+    // most peers run OLD, one D; a peer failed OLD (and the breaker counts only C): D it is
+    const split = fleet({ [r[0]!]: onC, [r[1]!]: { commit: D }, [r[2]!]: { commit: OLD, state: "failed", failed: OLD } }, ids);
+    expect(planFleet(input(late, split, { current: null })).decision).toEqual({ kind: "move", commit: D, reason: "Launch" });
+  });
   test("a launched node that ranks in wave 0 after the canary moved takes part in the next wave, not as a second canary", () => {
     const view = () => fleet({ [r[0]!]: onC }, ids);
     expect(readAt(late, [T0], view).decision).toMatchObject({ kind: "wait", reason: "WaveFull" });

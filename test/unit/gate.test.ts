@@ -14,6 +14,7 @@ import type { Ports, ReleaseInfo } from "../../agent/loop/ports.ts";
 import { newMemory, tick } from "../../agent/loop/tick.ts";
 import { layout } from "../../agent/state/layout.ts";
 import { StateStore } from "../../agent/state/store.ts";
+import type { Trust } from "../../agent/trust/trust.ts";
 
 const A = "a".repeat(40), B = "b".repeat(40);
 const IDS = ["i-01", "i-02", "i-03"];
@@ -177,5 +178,94 @@ describe("the rollout gate", () => {
       expect(w2.current).toBe(B);
       expect(w2.writes).toEqual(["deploying@n", "converged@b"]);
     } finally { rmSync(d2, { recursive: true, force: true }); }
+  });
+});
+
+describe("a node launched during a rollout", () => {
+  /** LATER is new (no release); the canary is converged on B, the others on A. */
+  function launched(w = new World()) {
+    w.manifest = { commit: B, poll: "1s", rollout: ROLLOUT };
+    w.peers = w.peers.map((x) => x.id === CANARY ? { ...x, tags: { ...x.tags, "agent:commit": B } }
+      : x.id === LATER ? { ...x, tags: { "agent:commit": "none", "agent:state": "waiting", "agent:version": "1" } } : x);
+    return w;
+  }
+
+  test("starts on the commit its converged peers run, then moves to B in its wave", async () => {
+    const w = launched(), p = ports(w, dir, LATER), mem = newMemory();
+    const r = await tick(p, mem, { mode: "run" });
+    expect(w.current).toBe(A);
+    expect(r.status.notices.join("\n")).toContain(`starting on the commit its peers run (${A.slice(0, 12)}) until its wave (wave 2 of 2)`);
+    expect(r.status.desired.commit).toBe(B);
+    // it never counted as in flight: converged on A for its peers
+    expect(w.writes).not.toContain("deploying@n");
+    expect(w.writes.at(-1)).toBe("converged@a");
+    // the canary's bake is over: it takes part in the rollout like the others
+    w.peers = w.peers.map((x) => x.id === LATER ? { ...x, tags: { ...x.tags, "agent:commit": A, "agent:state": "converged" } } : x);
+    for (let i = 0; i < 4 && w.current !== B; i++) { (p.clock as ManualClock).advance(2_500); await tick(p, mem, { mode: "run" }); }
+    expect(w.current).toBe(B);
+  });
+
+  test("`agent plan` shows the launch and changes nothing", async () => {
+    const w = launched(), p = ports(w, dir, LATER);
+    const r = await tick(p, newMemory(), { mode: "run", dryRun: true });
+    expect(w.current).toBeNull();
+    expect(r.actions).toContainEqual(expect.objectContaining({ kind: "release.cutover", commit: A }));
+    expect(r.status.notices.join("\n")).toContain(`starting on the commit its peers run (${A.slice(0, 12)})`);
+  });
+
+  test("with trust: a peers' commit that fails release verification is not run: the node waits for its wave", async () => {
+    const w = launched(), p = ports(w, dir, LATER);
+    Object.assign(p.source, { commitObject: async () => new Uint8Array(), readFile: async () => null, descendsFrom: async () => true });
+    p.trust = {
+      config: { require: "tip+release" }, acceptedTip: null, acceptedReleases: new Set<string>(),
+      verify: async (oid: string, _o: Uint8Array, what: string) => ({ notices: [], verdict: what === "release" && oid === A ? { accepted: false, message: `refusing release ${A.slice(0, 12)}: not signed` } : { accepted: true, signer: "ops", key: "k" } }),
+    } as unknown as Trust;
+    const r = await tick(p, newMemory(), { mode: "run" });
+    expect(w.current).toBeNull();
+    expect(w.prepared).not.toContain(A);
+    expect(r.status.notices.join("\n")).toContain(`cannot start on the commit its peers run (${A.slice(0, 12)}): refusing release`);
+  });
+});
+
+describe("the rollout memory over a restart (state.json)", () => {
+  /** The same node, a new agent: a new store read from the same file, a fresh loop Memory, the same clock. */
+  const restart = (w: World, self: string, clock: ManualClock) => ({ p: ports(w, dir, self, clock), mem: newMemory() });
+
+  test("a bake started before the restart is not started again", async () => {
+    const { w, p, mem } = await onA(LATER);
+    const clock = p.clock as ManualClock;
+    w.peers = w.peers.map((x) => (x.id === CANARY ? { ...x, tags: { ...x.tags, "agent:commit": B } } : x));
+    const r1 = await tick(p, mem, { mode: "run" });
+    expect(r1.status.rollout).toMatchObject({ decision: "wait", reason: "Baking" });
+    expect(p.store.get().rollout).toMatchObject({ commit: B, memory: { commit: B, converged: { [CANARY]: clock.now() } } });
+    clock.advance(1_000);
+    const again = restart(w, LATER, clock);
+    await tick(again.p, again.mem, { mode: "run" });
+    expect(w.current).toBe(A);
+    clock.advance(1_500);              // 2.5 s after the canary was first seen converged: baked (2 s)
+    await tick(again.p, again.mem, { mode: "run" });
+    expect(w.current).toBe(B);
+  });
+
+  test("onFailure: rollback still knows what the node ran before it moved, after a restart; another pin drops the memory", async () => {
+    const { w, p, mem } = await onA(CANARY);
+    const clock = p.clock as ManualClock;
+    w.manifest = { ...w.manifest, rollout: { waves: [1, "100%"], bake: "2s", onFailure: "rollback" } };
+    await tick(p, mem, { mode: "run" });
+    expect(w.current).toBe(B);
+    expect(p.store.get().rollout).toMatchObject({ commit: B, from: A });
+    const again = restart(w, CANARY, clock);
+    w.peers = w.peers.map((x) => (x.id === LATER ? { ...x, tags: { ...x.tags, "agent:state": "failed", "agent:failed": B } } : x));
+    clock.advance(5_000);
+    const r = await tick(again.p, again.mem, { mode: "run" });
+    expect(r.status.notices.join("\n")).toContain(`going back to ${A.slice(0, 12)}`);
+    clock.advance(5_000);
+    await tick(again.p, again.mem, { mode: "run" });
+    expect(w.current).toBe(A);
+    // the manifest pins another commit: the memory of B's rollout goes
+    w.manifest = { ...w.manifest, commit: "c".repeat(40) };
+    clock.advance(5_000);
+    await tick(again.p, again.mem, { mode: "run" });
+    expect(again.p.store.get().rollout?.commit ?? null).not.toBe(B);
   });
 });
