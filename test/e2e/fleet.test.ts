@@ -151,4 +151,24 @@ describe("a rollout in waves [1, 100%], bake 2s, poll 1s, three nodes", () => {
     const text = Bun.spawn([AGENT, "status", "--fleet"], { env: envOf(nodes[1]!), stdout: "pipe" });
     expect(await new Response(text.stdout).text()).toContain(`web  halted by ${canary}`);
   }, 20_000);
+  test("a node launched while the rollout is halted starts on the commit its converged peers run, never the bad one", async () => {
+    const bad: string = statusOf(nodes[0]!).desired.commit;
+    const good = v2;
+    const id = "i-0f1ee7000000000d4";
+    ec2.addInstance({ id, zone: "us-east-1a", tags: { ...TAGS } });
+    const imds = await startImds({ instanceId: id, region: "us-east-1", zone: "us-east-1a", tags: TAGS });
+    const n: Node = { id, imds, state: join(k.dir, "state-3"), config: join(k.dir, "agent-3.yaml"), daemon: null };
+    writeFileSync(n.config, readFileSync(nodes[1]!.config, "utf8").replace(`stateDir: ${nodes[1]!.state}`, `stateDir: ${n.state}`).replace(nodes[1]!.imds.url, imds.url));
+    nodes.push(n);
+    let ranBad = false;
+    n.daemon = Bun.spawn([AGENT, "run"], { env: envOf(n), stdout: "ignore", stderr: "ignore" });
+    // it starts on v2, then reads again and, like its peers, stays there: the rollout of the bad commit is halted
+    await watch(() => tagsOf(n)["agent:commit"] === good && tagsOf(n)["agent:state"] === "converged" && statusOf(n)?.rollout?.decision === "halted", 30_000, () => {
+      if (tagsOf(n)["agent:commit"] === bad || statusOf(n)?.current.commit === bad || tagsOf(n)["agent:state"] === "deploying") ranBad = true;
+    });
+    expect(ranBad).toBe(false);
+    expect(statusOf(n).current.commit).toBe(good);
+    expect(statusOf(n).desired.commit).toBe(bad);
+    expect(statusOf(n).rollout).toMatchObject({ decision: "halted", haltedBy: [rankOrder(bad, IDS)[0]], reason: "PeerFailed" });
+  }, 40_000);
 });
