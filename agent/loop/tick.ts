@@ -24,7 +24,7 @@ export interface Memory {
   manifest: { value: Manifest; tip: string } | null;   // the last good desired state
   roles: Map<string, Role>;
   subjects: Map<string, string>;
-  /** The rollout gate's reads of the peers (loop/gate.ts). */
+  /** The rollout gate's reads of the peers (loop/gate.ts); what the planner needs of it is also in state.json. */
   fleet?: FleetState;
 }
 export const newMemory = (): Memory => ({ manifest: null, roles: new Map(), subjects: new Map() });
