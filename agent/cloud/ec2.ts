@@ -29,8 +29,6 @@ export interface Ec2 {
   /** By ids, by tags, or every volume attached to one instance (filter attachment.instance-id). */
   describeVolumes(query: { ids: string[] } | { tags: Record<string, string> } | { attachedTo: string }): Promise<VolumeInfo[]>;
   attachVolume(volumeId: string, instanceId: string, device: string): Promise<{ state: string }>;
-  /** Running instances with every tag of `tags` and a tag `withKey`: one filtered DescribeInstances. */
-  describeTagged(tags: Record<string, string>, withKey: string): Promise<{ instanceId: string; tags: Record<string, string> }[]>;
   /**
    * The pending and running instances whose tag env.key is env.value, every page of one filtered
    * DescribeInstances (1000 a page), no retry: RequestLimitExceeded is an Ec2Throttled AgentError
@@ -202,23 +200,6 @@ export function createEc2(opts: Ec2Options): Ec2 {
     async attachVolume(volumeId, instanceId, device) {
       const r = await send("AttachVolume", (c, m) => c.send(new m.AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device })));
       return { state: need("AttachVolume", r.State, "State") };
-    },
-    async describeTagged(tags, withKey) {
-      const Filters: Filter[] = [
-        ...Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
-        { Name: "tag-key", Values: [withKey] }, { Name: "instance-state-name", Values: ["running"] },
-      ];
-      const out: { instanceId: string; tags: Record<string, string> }[] = [];
-      let token: string | undefined;
-      for (let page = 0; page < 20; page++) {
-        const r = await send("DescribeInstances", (c, m) => c.send(new m.DescribeInstancesCommand({ Filters, NextToken: token })));
-        for (const res of need("DescribeInstances", r.Reservations, "Reservations")) {
-          for (const i of res.Instances ?? []) out.push({ instanceId: need("DescribeInstances", i.InstanceId, "InstanceId"), tags: tagMap(i.Tags) });
-        }
-        token = r.NextToken;
-        if (!token) break;
-      }
-      return out;
     },
     async describePeers(env, roleKey, retryAfterMs = 30_000) {
       const out: PeerInfo[] = [];

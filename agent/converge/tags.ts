@@ -17,9 +17,12 @@ export async function syncTags(ec2: Ec2, instanceId: string, want: Record<string
 /** The tag with the newest verified tip a node converged on (trust:): the floor of new nodes. */
 export const TIP_TAG = "agent:tip";
 
-/** agent:tip of the other running instances with `tags` (one filtered DescribeInstances). */
-export async function peerTips(ec2: Ec2, tags: Record<string, string>, self: string): Promise<{ instanceId: string; tip: string }[]> {
-  const found = await ec2.describeTagged(tags, TIP_TAG);
-  return found.filter((i) => i.instanceId !== self && /^[0-9a-f]{40}$/.test(i.tags[TIP_TAG] ?? ""))
-    .map((i) => ({ instanceId: i.instanceId, tip: i.tags[TIP_TAG]! }));
+/**
+ * agent:tip of the other running instances of the environment: the same one filtered,
+ * paginated DescribeInstances the fleet's peers come from (Ec2.describePeers).
+ */
+export async function peerTips(ec2: Ec2, env: { key: string; value: string }, roleKey: string, self: string): Promise<{ instanceId: string; tip: string }[]> {
+  const found = await ec2.describePeers(env, roleKey);
+  return found.filter((i) => i.id !== self && i.state === "running" && /^[0-9a-f]{40}$/.test(i.tags[TIP_TAG] ?? ""))
+    .map((i) => ({ instanceId: i.id, tip: i.tags[TIP_TAG]! }));
 }

@@ -123,7 +123,7 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     syncTags: (id, want, last) => typeof config.identity === "object" ? Promise.resolve(last) : syncTags(ec2Of(id.region), id.instanceId, want, last),
     // Off EC2 (a static identity) a node has no peers to ask.
     peerTips: (id) => typeof config.identity === "object" || !id.environment ? Promise.resolve([])
-      : peerTips(ec2Of(id.region), { [config.tags.environment]: id.environment }, id.instanceId),
+      : peerTips(ec2Of(id.region), { key: config.tags.environment, value: id.environment }, config.tags.role, id.instanceId),
     // Rollout waves: the peers' agent:* tags; only with the instance's own EC2 identity.
     ...(typeof config.identity === "object" ? {} : {
       peers: (id: Identity) => ec2Of(id.region).describePeers({ key: config.tags.environment, value: id.environment ?? "" }, config.tags.role),

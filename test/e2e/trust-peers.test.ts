@@ -54,9 +54,10 @@ describe("a new node's replay floor", () => {
     expect(s.lastTick.reason).toBe("BehindPeers");
     expect(s.lastTick.error).toBe(`refusing tip ${v1tip.slice(0, 12)}: it does not descend from ${v2tip.slice(0, 12)}, which peer ${PEER} already accepted (an older branch may have been pushed back); push a new signed commit on top of ${v2tip.slice(0, 12)}`);
     expect(s.current.commit).toBeNull();
-    // one filtered DescribeInstances: this environment's running instances that carry agent:tip
-    const call = ec2.calls.find((c) => c.action === "DescribeInstances")!;
-    expect(Object.values(call.params)).toEqual(expect.arrayContaining(["tag:Environment", "staging", "tag-key", "agent:tip"]));
+    // one filtered DescribeInstances, the peers read the fleet uses: this environment's live instances
+    const calls = ec2.calls.filter((c) => c.action === "DescribeInstances");
+    expect(calls).toHaveLength(1);
+    expect(Object.values(calls[0]!.params)).toEqual(expect.arrayContaining(["tag:Environment", "staging", "instance-state-name", "running"]));
   });
 
   t("accepts a tip on top of the peers' floor, and then writes its own agent:tip once converged", async () => {
