@@ -79,7 +79,8 @@ describe("control commands", () => {
     writeFileSync(layout(dead).statusFile, JSON.stringify(sampleStatus((s) => { s.writtenAt = written; })));
     const r = await agent(["status", "--state-dir", dead]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/daemon is not answering; showing status written 3m1[2-9]s ago/);
+    // 3m12s old when written, plus however long the command takes on a loaded machine
+    expect(r.stdout).toMatch(/daemon is not answering; showing status written 3m[1-5][0-9]s ago/);
     const j = JSON.parse((await agent(["status", "--json", "--state-dir", dead])).stdout);
     expect(j.source).toBe("file");
     expect(j.ageMs).toBeGreaterThanOrEqual(192_000);
