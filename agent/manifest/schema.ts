@@ -127,6 +127,9 @@ export const Manifest = z.strictObject({
     deadline: Duration.prefault("15m").meta({ description: "A peer of an earlier wave neither converged nor failed this long after it was due halts the rollout." }),
     maxFailures: z.number().int().min(1).prefault(1).meta({ description: "Peers with agent:failed=<commit> that halt the rollout (the circuit breaker)." }),
     onFailure: z.enum(["halt", "rollback"]).prefault("halt").meta({ description: "halt: nodes already on the commit keep it; rollback: they go back to their last good release." }),
+    store: z.enum(["tags", "dynamodb"]).prefault("tags").meta({ description: "Where nodes publish their rollout state: their EC2 tags, or a DynamoDB table (the node config's rollout.table) for large fleets." }),
+    maxInFlight: z.number().int().min(1).optional().meta({ description: "At most this many nodes of a role deploying at once; enforced by conditional write with store: dynamodb, advisory with tags." }),
+    lease: Duration.prefault("2m").meta({ description: "store: dynamodb: a deploy slot whose holder's version has not changed this long (the waiter's clock) is free." }),
   }).optional().meta({ description: "Roll out in waves; default: all nodes at once." }),
   roles: z.record(Name, RoleBinding).prefault({}).meta({ description: "Per-role bindings for this environment: addresses, env, volumes, canary commit." }),
 }).meta({ title: "agent manifest", description: "manifests/<environment>.yaml: the release an environment runs and its bindings." });
@@ -239,6 +242,8 @@ export const Config = z.strictObject({
   control: z.strictObject({ metrics: z.string().nullable().prefault("127.0.0.1:9464") }).prefault({ metrics: "127.0.0.1:9464" }),
   allowForcePush: z.boolean().prefault(false),
   trust: Trust.optional(),
+  rollout: z.strictObject({ table: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, { message: "must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)" }).optional()
+    .meta({ description: "The DynamoDB table of manifests with rollout.store: dynamodb (docs/fleet.md)." }) }).optional(),
 }).refine((c) => !(c.trust && c.allowForcePush), {
   path: ["allowForcePush"], message: "cannot be true with trust: (a verified node never moves to a tip that does not descend from the last one); remove it, and roll back with a new signed commit",
 }).meta({ title: "agent settings", description: "/etc/agent/agent.yaml: the node's own settings." });
