@@ -117,7 +117,7 @@ describe("parse: valid files come back typed, durations in milliseconds", () => 
   test("a manifest with defaults filled in", () => {
     const r = parseManifest(`commit: ${C}\nrollout: { waves: [1, 25%, 100%] }\nroles:\n  web: { env: { PORT: 8080 } }\n`, "m.yaml");
     if (!r.ok) throw new Error(r.problems.map(formatProblem).join("\n"));
-    expect(r.value).toEqual({ commit: C, poll: 30_000, rollout: { waves: [1, "25%", "100%"], bake: 120_000, deadline: 900_000, maxFailures: 1, onFailure: "halt" }, roles: { web: { env: { PORT: "8080" } } } });
+    expect(r.value).toEqual({ commit: C, poll: 30_000, rollout: { waves: [1, "25%", "100%"], bake: 120_000, deadline: 900_000, maxFailures: 1, onFailure: "halt", store: "tags", lease: 120_000 }, roles: { web: { env: { PORT: "8080" } } } });
   });
   test("a role with a health check gets its timings", () => {
     const r = parseRole("processes:\n  web:\n    run: bun app/server.ts\n    health: { http: /up }\n", "r.yaml");
