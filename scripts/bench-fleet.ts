@@ -10,6 +10,7 @@ import { planFleet } from "../agent/fleet/plan.ts";
 import { rankOrder, waveOf, waveSizes } from "../agent/fleet/rank.ts";
 import { describeIntervalMs, pagesPerRead } from "../agent/fleet/budget.ts";
 import { emptyMemory, type FleetMemory, type Peer, type RolloutSettings } from "../agent/fleet/types.ts";
+import { dynamoTable, type DynamoRun } from "./bench-fleet-sim-dynamo.ts";
 
 const S = 1000, M = 60 * S;
 const OLD = "a".repeat(40), C = "c".repeat(40);
@@ -227,10 +228,14 @@ const min = (ms: number | null | undefined) => ms == null ? "-" : (ms / M).toFix
 console.log(`fleet rollout simulation: poll 30s, deploy 60s, bake 2m, stale reads 5s (tags store), one role; Describe calls count pages (1000 instances a page)`);
 console.log("| scenario | nodes | read every | rollout (min) | waves done (min) | Describe calls | peak Describe/s | throttled | CreateTags | peak CreateTags/s | DynamoDB reads | ran C | halted | sim (s) |");
 console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+const dynamoRuns: { name: string; run: DynamoRun }[] = [];
 for (const sc of scenarios) {
   const t0 = performance.now();
   const r = simulate(sc);
+  if (sc.store === "dynamodb") dynamoRuns.push({ name: sc.name, run: { nodes: sc.nodes, durationMs: r.durationMs, ddbReads: r.ddbReads, ranC: r.ranC, maxInFlight: sc.maxInFlight, deployMs: sc.deployMs, pollMs: sc.pollMs } });
   const took = ((performance.now() - t0) / 1000).toFixed(1);
   const every = sc.store === "dynamodb" ? `${sc.pollMs / S}s (table)` : `${(describeIntervalMs(sc.pollMs, sc.nodes, 0, sc.countPages ? pagesPerRead(sc.nodes) : 1) / S).toFixed(0)}s`;
   console.log(`| ${sc.name} | ${sc.nodes} | ${every} | ${min(r.durationMs)} | ${r.waveDoneMs.map(min).join(" / ")} | ${r.describe} | ${r.describePeak.toFixed(1)} | ${r.throttled} | ${r.createTags} | ${r.createTagsPeak.toFixed(1)} | ${r.ddbReads} | ${r.ranC} | ${r.halted} | ${took} |`);
 }
+console.log("");
+for (const line of dynamoTable(dynamoRuns, 2 * M)) console.log(line);

@@ -1,0 +1,43 @@
+// The DynamoDB store's side of the fleet benchmark: what a simulated rollout (bench-fleet.ts's
+// event-driven run with store: dynamodb, maxInFlight enforced) costs in read and write request
+// units, and the call rate. DynamoDB on-demand has no per-account token bucket like EC2's: a read
+// is one strongly consistent Query of the role's partition (1 MB a page, 1 RRU per 4 KB of the
+// page, rounded up), a write is 1 WRU per 1 KB item. Pure arithmetic on the run's counts.
+
+export interface DynamoRun { nodes: number; durationMs: number | null; ddbReads: number; ranC: number; maxInFlight: number; deployMs: number; pollMs: number }
+
+/** On-demand prices, us-east-1 (per million request units). */
+export const PRICE = { readPerMillion: 0.125, writePerMillion: 0.625 };
+const ITEM_BYTES = 160;          // a node record: key (~30 B) + commit (40) + state, since, failed, agentVersion
+const PAGE_BYTES = 1 << 20;
+
+export interface DynamoCost { queryPages: number; rru: number; wru: number; heartbeats: number; readsPerSec: number; usd: number; leaseDelayMs: number }
+
+/** The request units of one run; `leaseMs` for the heartbeat count (every lease/3 while deploying) and a crashed holder's delay. */
+export function dynamoCost(run: DynamoRun, leaseMs: number): DynamoCost {
+  const bytes = run.nodes * ITEM_BYTES;
+  const pagesPerRead = Math.max(1, Math.ceil(bytes / PAGE_BYTES));
+  const rruPerRead = Math.ceil(Math.min(bytes, PAGE_BYTES) / 4096) * (pagesPerRead - 1) + Math.ceil((bytes - (pagesPerRead - 1) * PAGE_BYTES) / 4096);
+  const heartbeats = run.ranC * Math.floor(run.deployMs / (leaseMs / 3));
+  // per node that moves: take the slot, publish deploying, heartbeats, publish converged, release.
+  const wru = run.ranC * 4 + heartbeats;
+  const rru = run.ddbReads * rruPerRead;
+  const readsPerSec = run.durationMs ? run.ddbReads / (run.durationMs / 1000) : 0;
+  return { queryPages: run.ddbReads * pagesPerRead, rru, wru, heartbeats, readsPerSec,
+    usd: (rru * PRICE.readPerMillion + wru * PRICE.writePerMillion) / 1e6,
+    // a holder that dies mid-deploy keeps its slot until its version has not moved for a lease (waiter's clock) plus one read interval
+    leaseDelayMs: leaseMs + run.pollMs };
+}
+
+export function dynamoTable(rows: { name: string; run: DynamoRun }[], leaseMs: number): string[] {
+  const out = [
+    `DynamoDB store (on-demand, strongly consistent Query; lease ${leaseMs / 1000}s, heartbeat every ${leaseMs / 3000}s while deploying; $${PRICE.readPerMillion}/M RRU, $${PRICE.writePerMillion}/M WRU)`,
+    "| scenario | nodes | maxInFlight | rollout (min) | Query calls | pages | reads/s | RRU | WRU (heartbeats) | cost ($) | a crashed holder delays its slot by |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const { name, run } of rows) {
+    const c = dynamoCost(run, leaseMs);
+    out.push(`| ${name} | ${run.nodes} | ${run.maxInFlight} | ${run.durationMs == null ? "-" : (run.durationMs / 60_000).toFixed(1)} | ${run.ddbReads} | ${c.queryPages} | ${c.readsPerSec.toFixed(0)} | ${c.rru} | ${c.wru} (${c.heartbeats}) | ${c.usd.toFixed(2)} | ${(c.leaseDelayMs / 1000).toFixed(0)}s |`);
+  }
+  return out;
+}
