@@ -13,7 +13,7 @@ export function frontSocket(stateDir: string): string {
   return join(stateDir, "front.sock");
 }
 
-const help = `Usage: agent front --state-dir DIR [--socket PATH] [--probe MS]
+const help = `Usage: agent front --state-dir DIR [--socket PATH] [--probe MS] [--access-log]
 
 The HTTP front for the role's \`http:\` processes: listens on each http.port and forwards to
 the instances on the loopback ports the agent chose, switching new requests to a new release
@@ -21,13 +21,17 @@ atomically while requests in flight on the old one finish. Started and supervise
 \`agent run\` (one per node, as root); it runs until SIGTERM and needs no other settings.
 
 Control (unix socket, mode 0600, DIR/front.sock unless --socket):
-  GET /v1/state   ports, rotation, upstreams with in-flight and request counts, drains
+  GET /v1/state   version, connections, ports, rate, rotation, upstreams (in flight, requests,
+                  WebSockets), drains
+  GET /v1/metrics Prometheus text (requests, upstream latency, connections, drains, rejections)
   PUT /v1/table   {routes: [{port, listen, health, drainMs, holdMs, maxBody, upstreams: [{id, port}]}]}
 
 Options:
       --state-dir DIR  the agent's state directory (the control socket lives here)
       --socket PATH    the control socket (default: DIR/front.sock)
       --probe MS       how often each instance's http.health is probed (default 1000)
+      --access-log     one JSON line per request on stdout (time, port, method, path, status,
+                       upstream, ms, bytes); off by default
   -h, --help           show this help
 
 Examples:
@@ -40,14 +44,14 @@ export const front: Command = {
   summary: "the long-lived HTTP front (started by the agent itself)",
   help,
   async run(argv) {
-    const a = parse(argv, { "state-dir": { type: "string" }, socket: { type: "string" }, probe: { type: "string" } });
+    const a = parse(argv, { "state-dir": { type: "string" }, socket: { type: "string" }, probe: { type: "string" }, "access-log": { type: "boolean" } });
     const dir = a.values["state-dir"];
     if (!dir) throw new UsageError("--state-dir DIR is required (the agent's state directory, e.g. /var/lib/agent)");
     const probeMs = a.values.probe === undefined ? 1000 : Number(a.values.probe);
     if (!Number.isInteger(probeMs) || probeMs < 10) throw new UsageError(`--probe: expected milliseconds >= 10, got ${a.values.probe}`);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const log = createLogger("front");
-    const f = new Front({ socket: a.values.socket ?? frontSocket(dir), log, probeMs });
+    const f = new Front({ socket: a.values.socket ?? frontSocket(dir), log, probeMs, accessLog: a.values["access-log"] === true });
     f.start();
     log.info("front: started", { socket: a.values.socket ?? frontSocket(dir), pid: process.pid });
     await new Promise<void>((resolve) => {

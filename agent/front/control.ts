@@ -4,13 +4,18 @@ import type { RouteSettings, Upstream } from "./routes.ts";
 
 export interface RouteRequest extends RouteSettings {
   upstreams: Upstream[];
+  /** Serve HTTPS on this port with these PEM files (reloaded when they change); null: plain HTTP. */
+  tls?: { cert: string; key: string } | null;
+  /** One JSON line per request on stdout for this port. */
+  accessLog?: boolean;
 }
 
 export const DEFAULTS = { listen: "0.0.0.0", drainMs: 30_000, holdMs: 10_000, maxBody: 100 * 1024 * 1024 } as const;
 
 /** {routes: [...]} -> routes with defaults filled in, or the first problem (naming its field). */
-export function parseTable(raw: unknown): { ok: true; routes: RouteRequest[] } | { ok: false; error: string } {
+export function parseTable(raw: unknown): { ok: true; routes: RouteRequest[]; accessLog: boolean } | { ok: false; error: string } {
   if (!isObject(raw) || !Array.isArray(raw.routes)) return { ok: false, error: "expected {routes: [...]}" };
+  if (raw.accessLog !== undefined && typeof raw.accessLog !== "boolean") return { ok: false, error: "accessLog: expected true or false (every route's requests to stdout)" };
   const routes: RouteRequest[] = [];
   const seen = new Set<number>();
   const upstreamPorts = new Set<number>();
@@ -38,10 +43,19 @@ export function parseTable(raw: unknown): { ok: true; routes: RouteRequest[] } |
       upstreamPorts.add(u.port);
       upstreams.push({ id: u.id, port: u.port });
     }
-    routes.push({ port: r.port, listen, health, drainMs: drainMs as number, holdMs: holdMs as number, maxBody: maxBody as number, upstreams });
+    const tls = r.tls ?? null;
+    if (tls !== null && (!isObject(tls) || typeof tls.cert !== "string" || tls.cert === "" || typeof tls.key !== "string" || tls.key === "")) {
+      return { ok: false, error: `${at}.tls: expected {cert: "/path/cert.pem", key: "/path/key.pem"} (PEM files the front can read)` };
+    }
+    const accessLog = r.accessLog ?? false;
+    if (typeof accessLog !== "boolean") return { ok: false, error: `${at}.accessLog: expected true or false` };
+    routes.push({
+      port: r.port, listen, health, drainMs: drainMs as number, holdMs: holdMs as number, maxBody: maxBody as number, upstreams,
+      tls: tls === null ? null : { cert: tls.cert as string, key: tls.key as string }, accessLog,
+    });
   }
   for (const r of routes) if (upstreamPorts.has(r.port)) return { ok: false, error: `routes: port ${r.port} is both a public port and an upstream` };
-  return { ok: true, routes };
+  return { ok: true, routes, accessLog: raw.accessLog === true };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
