@@ -148,14 +148,33 @@ export const Health = z.union([
   z.strictObject({ command: Command, ...HealthTiming }),
 ]).meta({ description: "Health check that gates a cutover: { http: /up }, { tcp: 9000 } or { command: bin/check }." });
 
+/** "100MB" in the file, bytes in the program (KB/MB/GB are powers of 1024). */
+export const Size = z
+  .string()
+  .regex(/^[0-9]+(B|KB|MB|GB)$/, { message: "must be a size like 512KB, 100MB or 1GB" })
+  .transform((s) => { const m = /^([0-9]+)(B|KB|MB|GB)$/.exec(s)!; return Number(m[1]) * { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[m[2] as "B"]; })
+  .meta({ description: "A size: a whole number and a unit, B, KB, MB or GB.", examples: ["100MB"] });
+
+/** A process behind the front (agent front): the public port, and how a cutover moves requests. */
+export const Http = z.strictObject({
+  port: Port.meta({ description: "The public port the front listens on; the process itself listens on $PORT (a loopback port)." }),
+  listen: z.string().min(1).prefault("0.0.0.0").meta({ description: "The address the front listens on." }),
+  health: z.string().startsWith("/").optional().meta({ description: "Readiness path the front probes on each instance; without it, a TCP connect." }),
+  drain: Duration.prefault("30s").meta({ description: "How long an old instance may finish requests in flight before it is stopped." }),
+  hold: Duration.prefault("10s").meta({ description: "How long a request waits while no instance is ready (a singleton restarting), then 503." }),
+  maxBody: Size.prefault("100MB").meta({ description: "Larger request bodies get 413." }),
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional()
+    .meta({ description: "PEM files (absolute paths, or relative to the release directory): the front terminates TLS on this port." }),
+});
+
 export const Process = z.strictObject({
   run: Command.meta({ description: "The command: argv as one string, split like a shell, without shell features." }),
   cwd: RelPath.optional().meta({ description: "Working directory, relative to the release directory (default: the release directory)." }),
   env: Env.prefault({}).meta({ description: "Environment variables of this process." }),
   secrets: z.strictObject(SecretsImport).optional().meta({ description: "Variables from every parameter under an SSM path." }),
   instances: z.number().int().min(1).max(64).prefault(1).meta({ description: "How many copies to run." }),
-  http: z.strictObject({ port: Port, health: z.string().startsWith("/").optional() }).optional()
-    .meta({ description: "The agent fronts the process on this port, for cutovers without dropped requests." }),
+  http: Http.optional()
+    .meta({ description: "The agent fronts the process on this port, for cutovers without dropped requests; the process listens on $PORT (loopback)." }),
   health: Health.optional(),
   stop: z.strictObject({ signal: Signal.prefault("SIGTERM"), timeout: Duration.prefault("30s") }).prefault({ signal: "SIGTERM", timeout: "30s" }),
   restart: z.enum(["always", "on-failure", "never"]).prefault("always").meta({ description: "When the supervisor restarts the process after it exits." }),
@@ -163,6 +182,17 @@ export const Process = z.strictObject({
   overlap: z.boolean().prefault(true).meta({ description: "false: stop the old process before starting the new one (singletons)." }),
   minUptime: Duration.prefault("3s").meta({ description: "Without a health check, up this long counts as healthy." }),
 });
+
+/** Two processes cannot share a public port: the front has one route (one set of upstreams) per port. */
+function oneProcessPerHttpPort(procs: Record<string, { http?: { port: number } }>, ctx: z.RefinementCtx): void {
+  const seen = new Map<number, string>();
+  for (const [name, p] of Object.entries(procs)) {
+    if (!p.http) continue;
+    const other = seen.get(p.http.port);
+    if (other) ctx.addIssue({ code: "custom", path: [name, "http", "port"], message: `${p.http.port} is already the http.port of process ${other}; give each http: process its own port (use instances: N for copies)` });
+    else seen.set(p.http.port, name);
+  }
+}
 
 export const SetupStep = z.strictObject({
   run: Command.meta({ description: "Command run in the new release directory before cutover." }),
@@ -190,7 +220,7 @@ export const Role = z.strictObject({
   shared: z.array(RelPath).prefault([]).meta({ description: "Paths kept across releases, linked into each release." }),
   volumes: z.record(Name, Volume).prefault({}).meta({ description: "EBS volumes the role needs; each manifest binds them." }),
   address: z.boolean().prefault(false).meta({ description: "Take an Elastic IP from the environment's pool." }),
-  processes: z.record(Name, Process).prefault({}).meta({ description: "Processes the agent supervises." }),
+  processes: z.record(Name, Process).superRefine(oneProcessPerHttpPort).prefault({}).meta({ description: "Processes the agent supervises." }),
   hooks: z.strictObject({
     before_cutover: z.array(Command).prefault([]),
     after_cutover: z.array(Command).prefault([]),
