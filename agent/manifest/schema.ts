@@ -183,17 +183,6 @@ export const Process = z.strictObject({
   minUptime: Duration.prefault("3s").meta({ description: "Without a health check, up this long counts as healthy." }),
 });
 
-/** Two processes cannot share a public port: the front has one route (one set of upstreams) per port. */
-function oneProcessPerHttpPort(procs: Record<string, { http?: { port: number } }>, ctx: z.RefinementCtx): void {
-  const seen = new Map<number, string>();
-  for (const [name, p] of Object.entries(procs)) {
-    if (!p.http) continue;
-    const other = seen.get(p.http.port);
-    if (other) ctx.addIssue({ code: "custom", path: [name, "http", "port"], message: `${p.http.port} is already the http.port of process ${other}; give each http: process its own port (use instances: N for copies)` });
-    else seen.set(p.http.port, name);
-  }
-}
-
 export const SetupStep = z.strictObject({
   run: Command.meta({ description: "Command run in the new release directory before cutover." }),
   inputs: z.array(RelPath).optional().meta({ description: "With outputs: unchanged since the last good release => the step is reused (its outputs copied). Without outputs the step always runs." }),
@@ -220,7 +209,7 @@ export const Role = z.strictObject({
   shared: z.array(RelPath).prefault([]).meta({ description: "Paths kept across releases, linked into each release." }),
   volumes: z.record(Name, Volume).prefault({}).meta({ description: "EBS volumes the role needs; each manifest binds them." }),
   address: z.boolean().prefault(false).meta({ description: "Take an Elastic IP from the environment's pool." }),
-  processes: z.record(Name, Process).superRefine(oneProcessPerHttpPort).prefault({}).meta({ description: "Processes the agent supervises." }),
+  processes: z.record(Name, Process).prefault({}).meta({ description: "Processes the agent supervises." }),
   hooks: z.strictObject({
     before_cutover: z.array(Command).prefault([]),
     after_cutover: z.array(Command).prefault([]),
