@@ -43,7 +43,7 @@ export const once: Command = {
     migrateLayout(w.ports.layout);                 // records an agent before meta/ kept in the trees
     await reapOrphans(w.ports.layout);             // waits for setup steps or hooks a stopped agent left running
     const r = await tick(w.ports, newMemory(), { mode: "once" });
-    w.supervisor.detach();       // processes keep running; the next agent adopts them
+    w.supervisor.detach(); w.front.detach();       // processes keep running; the next agent adopts them
     if (a.values.json) process.stdout.write(JSON.stringify(r.status, null, 2) + "\n");
     else if (r.converged) process.stdout.write(`converged: ${r.status.current.commit?.slice(0, 12)} ${r.status.current.subject ?? ""}\n`);
     else process.stderr.write(`not converged (${r.status.phase}): ${r.error ? `${r.error.reason}: ${r.error.message}` : "processes or resources not ready yet"}\n`);

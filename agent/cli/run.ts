@@ -63,7 +63,7 @@ export const run: Command = {
       // Under the lock no other agent of this version runs; the socket check still stops an older one.
       control = await startControlServer({ socketPath: w.ports.layout.socket, handlers: daemon.handlers, log: log.child("control") });
     } catch (e) {
-      w.supervisor.detach();
+      w.supervisor.detach(); w.front.detach();
       process.stderr.write(`agent run: ${errorMessage(e)}\n`);
       return EXIT.failed;
     }
@@ -92,7 +92,7 @@ export const run: Command = {
     clearTimeout(timer);
     await control.stop();
     await metricsServer?.stop();
-    w.supervisor.detach();
+    w.supervisor.detach(); w.front.detach();
     return EXIT.ok;
   },
 };

@@ -12,6 +12,7 @@ import type { ProcessSpec, Supervisor } from "../supervisor/index.ts";
 import type { ProcessesPort } from "./ports.ts";
 import type { Secrets } from "../secrets/keeper.ts";
 import { plainEnv } from "../secrets/plan.ts";
+import { routesFor, type FrontKeeper } from "./front.ts";
 
 /** Variables of the agent's own environment that processes inherit; everything else comes from the role. */
 const INHERITED = ["PATH", "LANG", "LC_ALL", "TZ"];
@@ -20,7 +21,7 @@ export class ProcessesAdapter implements ProcessesPort {
   private ports = new Map<string, number>();          // `${commit}:${name}` -> port
   private users = new Map<string, UnixUser | null>();
 
-  constructor(private sup: Supervisor, private layout: Layout, private store: StateStore, private log: Logger, private secrets: Secrets | null = null) {
+  constructor(private sup: Supervisor, private layout: Layout, private store: StateStore, private log: Logger, private secrets: Secrets | null = null, private front: FrontKeeper | null = null) {
     for (const r of store.get().processes) if (r.port) this.ports.set(`${r.commit}:${r.name}`, r.port);
   }
 
@@ -35,7 +36,8 @@ export class ProcessesAdapter implements ProcessesPort {
       for (let i = 0; i < proc.instances; i++) {
         const name = i === 0 ? pname : `${pname}#${i}`;
         const fixed = envPort(proc, bindingEnv);
-        const port = proc.http ? proc.http.port + i : fixed ?? (needsPort(proc) ? await this.portFor(commit, name) : undefined);
+        // An http: process is behind the front: each instance gets a loopback port of its own.
+        const port = fixed ?? (proc.http || needsPort(proc) ? await this.portFor(commit, name) : undefined);
         out.push({
           name, process: pname, instance: i, commit, releaseDir,
           argv: splitArgs(proc.run),
@@ -53,8 +55,10 @@ export class ProcessesAdapter implements ProcessesPort {
   }
 
   async ensure(commit: string, role: Role, env: Record<string, string>): Promise<void> {
-    this.sup.ensure(await this.specs(commit, role, env));
+    const specs = await this.specs(commit, role, env);
+    this.sup.ensure(specs);
     await this.sup.firstChecks();   // just-adopted processes: their first health check, so status says healthy at once
+    await this.front?.apply(routesFor(role, specs, this.layout.release(commit)));
   }
 
   /** Per process: overlap (start new, then stop old) unless it has a fixed port or says overlap: false. */
@@ -74,15 +78,44 @@ export class ProcessesAdapter implements ProcessesPort {
       const old = running.filter((s) => names.some((n) => s.name === n || s.name.startsWith(`${n}#`))).map((s) => s.name);
       return { overlap, names, mine, old };
     }).filter((g) => g.names.length);
-    const results = await Promise.all(groups.map((g) => {
+    const routes = routesFor(role, specs, this.layout.release(commit));   // throws on two processes with one http.port
+    if (routes.length && this.front) {
+      await this.front.up();
+      const records = this.store.get().processes.filter((r) => r.port !== undefined && running.some((x) => x.name === r.name && x.commit === r.commit));
+      await this.front.baseline(routesFor(role, records, this.layout.release(commit)));
+    }
+    const results = await Promise.all(groups.map(async (g) => {
       this.log.info("restarting in place", { processes: g.names, commit: commit.slice(0, 12), mode: g.overlap ? "start-new-then-stop-old" : "stop-then-start" });
-      return this.sup.replace(g.old, g.mine, { overlap: g.overlap });
+      const fronted = this.front ? g.names.filter((n) => role.processes[n]!.http) : [];
+      if (!fronted.length || !this.front) return this.sup.replace(g.old, g.mine, { overlap: g.overlap });
+      const mine = routes.filter((r) => fronted.some((n) => role.processes[n]!.http!.port === r.port));
+      if (g.overlap) return this.sup.replace(g.old, g.mine, { overlap: true, beforeRetire: (stopOld) => this.cutFront(mine, g.names, role, stopOld) });
+      // Singletons: the front holds new requests while the old one drains, stops and the new one starts.
+      await this.front.hold(mine.map((r) => r.port));
+      const r = await this.sup.replace(g.old, g.mine, { overlap: false });
+      if (r.ok) await this.front.put(mergeRoutes(this.front.table(), mine));
+      return r;
     }));
     const failed = results.find((r) => !r.ok);
     this.fresh.clear();
     if (failed) { for (const [k, port] of kept) this.ports.set(k, port); return failed; }
     this.sup.ensure(specs);   // processes the new role no longer has are stopped
     return { ok: true as const };
+  }
+
+  /** Overlap behind the front: move the rotation to the new instances, drain the old (then the supervisor stops them). */
+  private async cutFront(mine: ReturnType<typeof routesFor>, names: string[], role: Role, stopOld: () => Promise<void>) {
+    const front = this.front!;
+    const deadline = Math.max(...names.map((n) => role.processes[n]!.health?.deadline ?? 60_000));
+    // A first deploy onto the front: the running release may hold http.port itself. Stop it,
+    // then bind: the one gap (stop-then-bind) a node has when it moves onto the front.
+    const fresh = mine.filter((r) => !front.table().some((t) => t.port === r.port));
+    const ownOld = (port: number) => this.store.get().processes.some((r) => names.includes(r.process) && r.port === port);
+    if (fresh.some((r) => ownOld(r.port) && portTaken(r.listen, r.port))) {
+      this.log.warn("the running release listens on http.port itself: stopping it before the front binds the port (one gap)", { ports: fresh.map((r) => r.port) });
+      await stopOld();
+    }
+    return front.switchTo(mine, deadline);
   }
 
   stopAll() { return this.sup.stopAll(); }
@@ -123,7 +156,7 @@ export class ProcessesAdapter implements ProcessesPort {
  */
 export function fixedPort(proc: Role["processes"][string], bindingEnv: Record<string, string>): boolean {
   const h = proc.health;
-  return !!proc.http || proc.env.PORT !== undefined || bindingEnv.PORT !== undefined ||
+  return proc.env.PORT !== undefined || bindingEnv.PORT !== undefined ||
     (!!h && ("tcp" in h || ("http" in h && h.port !== undefined)));
 }
 
@@ -148,4 +181,19 @@ function freePort(): number {
   const port = s.port;
   s.stop(true);
   return port;
+}
+
+function mergeRoutes<T extends { port: number }>(table: T[], next: T[]): T[] {
+  return [...table.filter((r) => !next.some((n) => n.port === r.port)), ...next].sort((a, b) => a.port - b.port);
+}
+
+/** Is something already listening on this port (a release that binds http.port itself)? */
+function portTaken(listen: string, port: number): boolean {
+  try {
+    const s = Bun.listen({ hostname: listen, port, socket: { data() {} } });
+    s.stop(true);
+    return false;
+  } catch {
+    return true;
+  }
 }

@@ -26,6 +26,7 @@ import { addressResource } from "../converge/address.ts";
 import { peerTips, syncTags } from "../converge/tags.ts";
 import type { Trust } from "../trust/trust.ts";
 import { ProcessesAdapter } from "./processes.ts";
+import { FrontKeeper } from "./front.ts";
 import { endpointFor } from "../cloud/endpoints.ts";
 import { createSecretsClient, type SecretsClient } from "../cloud/secrets.ts";
 import { Secrets } from "../secrets/keeper.ts";
@@ -34,6 +35,7 @@ import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, ResourcePo
 export interface Wired {
   ports: Ports;
   supervisor: Supervisor;
+  front: FrontKeeper;
   goodReleases(): string[];
 }
 
@@ -77,7 +79,8 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
       region, endpoints: { ssm: endpointFor(config.aws, "ssm", process.env), secretsmanager: endpointFor(config.aws, "secretsmanager", process.env) },
     })).get(region)!,
   });
-  const processes = new ProcessesAdapter(supervisor, L, store, log.child("processes"), secrets);
+  const front = new FrontKeeper(resolve(L.root), store, log.child("front"), L.processLog("front"));
+  const processes = new ProcessesAdapter(supervisor, L, store, log.child("processes"), secrets, front);
 
   const packages = new AptPackages(), users = new SystemUsers();
   const releases: ReleasesPort = {
@@ -132,7 +135,7 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
 
   const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud, trust: opts.trust ?? null, secrets };
   return {
-    ports, supervisor,
+    ports, supervisor, front,
     goodReleases: () => listReleases(L).filter((r) => r.state === "good" || r.state === "active").map((r) => r.commit),
   };
 }

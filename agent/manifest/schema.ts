@@ -151,14 +151,33 @@ export const Health = z.union([
   z.strictObject({ command: Command, ...HealthTiming }),
 ]).meta({ description: "Health check that gates a cutover: { http: /up }, { tcp: 9000 } or { command: bin/check }." });
 
+/** "100MB" in the file, bytes in the program (KB/MB/GB are powers of 1024). */
+export const Size = z
+  .string()
+  .regex(/^[0-9]+(B|KB|MB|GB)$/, { message: "must be a size like 512KB, 100MB or 1GB" })
+  .transform((s) => { const m = /^([0-9]+)(B|KB|MB|GB)$/.exec(s)!; return Number(m[1]) * { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[m[2] as "B"]; })
+  .meta({ description: "A size: a whole number and a unit, B, KB, MB or GB.", examples: ["100MB"] });
+
+/** A process behind the front (agent front): the public port, and how a cutover moves requests. */
+export const Http = z.strictObject({
+  port: Port.meta({ description: "The public port the front listens on; the process itself listens on $PORT (a loopback port)." }),
+  listen: z.string().min(1).prefault("0.0.0.0").meta({ description: "The address the front listens on." }),
+  health: z.string().startsWith("/").optional().meta({ description: "Readiness path the front probes on each instance; without it, a TCP connect." }),
+  drain: Duration.prefault("30s").meta({ description: "How long an old instance may finish requests in flight before it is stopped." }),
+  hold: Duration.prefault("10s").meta({ description: "How long a request waits while no instance is ready (a singleton restarting), then 503." }),
+  maxBody: Size.prefault("100MB").meta({ description: "Larger request bodies get 413." }),
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional()
+    .meta({ description: "PEM files (absolute paths, or relative to the release directory): the front terminates TLS on this port." }),
+});
+
 export const Process = z.strictObject({
   run: Command.meta({ description: "The command: argv as one string, split like a shell, without shell features." }),
   cwd: RelPath.optional().meta({ description: "Working directory, relative to the release directory (default: the release directory)." }),
   env: Env.prefault({}).meta({ description: "Environment variables of this process." }),
   secrets: z.strictObject(SecretsImport).optional().meta({ description: "Variables from every parameter under an SSM path." }),
   instances: z.number().int().min(1).max(64).prefault(1).meta({ description: "How many copies to run." }),
-  http: z.strictObject({ port: Port, health: z.string().startsWith("/").optional() }).optional()
-    .meta({ description: "The agent fronts the process on this port, for cutovers without dropped requests." }),
+  http: Http.optional()
+    .meta({ description: "The agent fronts the process on this port, for cutovers without dropped requests; the process listens on $PORT (loopback)." }),
   health: Health.optional(),
   stop: z.strictObject({ signal: Signal.prefault("SIGTERM"), timeout: Duration.prefault("30s") }).prefault({ signal: "SIGTERM", timeout: "30s" }),
   restart: z.enum(["always", "on-failure", "never"]).prefault("always").meta({ description: "When the supervisor restarts the process after it exits." }),

@@ -109,20 +109,12 @@ function roleProblems(r: Required<Loaded<Role>>, warnings: Problem[]): Problem[]
           `use instances: 1, or remove PORT from env (each copy then gets its own $PORT when it has an HTTP check)` });
     }
     if (!p.http) continue;
-    // Copies of a fronted process take consecutive ports: web on 8080, web#1 on 8081, ...
-    const range = Array.from({ length: p.instances }, (_, i) => p.http!.port + i);
+    // The front has one route per public port; copies (instances: N) share their process's route,
+    // each on a loopback port of its own.
     const at = (...field: Seg[]) => ({ file: r.file, ...r.locate(["processes", name, ...field], "value"), path: ["processes", name, ...field].join(".") });
-    if (range.at(-1)! > 65535) {
-      out.push({ ...at("instances"), message: `${p.instances} copies take ports ${p.http.port} to ${range.at(-1)}, past 65535: lower http.port or instances` });
-      continue;
-    }
-    const i = range.findIndex((port) => ports.has(port));
-    if (i === 0) {
-      out.push({ ...at("http", "port"), message: `port ${p.http.port} is already fronted for process '${ports.get(p.http.port)}': give each process its own port` });
-    } else if (i > 0) {
-      out.push({ ...at("http", "port"), message: `copy ${name}#${i} takes port ${range[i]} (http.port + ${i}), which is already fronted for process '${ports.get(range[i]!)}': ` +
-        "copies take consecutive ports, so leave room between the processes' ports" });
-    } else range.forEach((port, n) => ports.set(port, n === 0 ? name : `${name}#${n}`));
+    const other = ports.get(p.http.port);
+    if (other) out.push({ ...at("http", "port"), message: `port ${p.http.port} is already fronted for process '${other}': give each process its own port (instances: N for copies)` });
+    else ports.set(p.http.port, name);
   }
   return out;
 }

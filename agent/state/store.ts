@@ -62,6 +62,8 @@ export interface AgentState {
   rollout?: { commit: string; memory: import("../fleet/types.ts").FleetMemory; from: string | null } | null;
   /** Per commit, the versions (never the values) of the secrets its processes run with (agent/secrets/). */
   secrets?: Record<string, import("../secrets/plan.ts").Resolution>;
+  /** `agent front` (agent/loop/front.ts): adopted by the next agent like a process. */
+  front?: { pid: number; startTime: number; startedAt: number; restarts: number } | null;
 }
 
 export const emptyState = (): AgentState => ({

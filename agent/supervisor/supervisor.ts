@@ -41,6 +41,9 @@ export function specHash(s: ProcessSpec): string {
 const infoOf = (s: ProcessSpec) =>
   ({ name: s.name, process: s.process, instance: s.instance, commit: s.commit, releaseDir: s.releaseDir, port: s.port, specHash: specHash(s) });
 
+/** Called once the new processes of an overlapping replace() are healthy, before the old stop. */
+export type BeforeRetire = (stopOld: () => Promise<void>) => Promise<ReplaceResult>;
+
 export class Supervisor {
   private units = new Map<string, Unit>();   // the wanted set, by name
   private others = new Set<Unit>();          // candidates of a replace() and units being stopped
@@ -146,7 +149,7 @@ export class Supervisor {
    * is stopped and the old keep running. No overlap: stop the old first, then start the new; on
    * failure the new ones stay and the caller decides (replace back to the old specs to roll back).
    */
-  async replace(oldNames: string[], newSpecs: ProcessSpec[], opts: { overlap: boolean }): Promise<ReplaceResult> {
+  async replace(oldNames: string[], newSpecs: ProcessSpec[], opts: { overlap: boolean; beforeRetire?: BeforeRetire }): Promise<ReplaceResult> {
     this.owner = true;
     const names = new Set([...oldNames, ...newSpecs.map((s) => s.name)]);
     const olds = [...names].map((n) => this.units.get(n)).filter((u): u is Unit => !!u);
@@ -154,15 +157,22 @@ export class Supervisor {
     if (opts.overlap) {
       for (const u of news) { this.others.add(u); u.start(); }
       const ready = await this.waitReady(news);
+      // The front moves requests to the new ones (and drains the old) before the old stop;
+      // `stopOld` lets it stop them first when they hold the port it must bind (a first deploy).
+      let stopped: Promise<void> | null = null;
+      const stopOld = () => (stopped ??= Promise.all(olds.map((u) => this.retire(u))).then(() => {}));
+      const moved = ready.ok && opts.beforeRetire ? await opts.beforeRetire(stopOld).catch((e): ReplaceResult => ({ ok: false, reason: "FrontFailed", message: String(e instanceof Error ? e.message : e) })) : ready;
       for (const u of news) this.others.delete(u);
-      if (!ready.ok) {
+      if (!moved.ok) {
+        // The old ones are already gone: the new ones stay, the caller rolls back (ensure the old specs).
+        if (stopped) { for (const n of names) this.units.delete(n); for (const u of news) this.units.set(u.name, u); this.persist(); return moved; }
         await Promise.all(news.map((u) => u.stop()));
         this.persist();
-        return ready;
+        return moved;
       }
       for (const n of names) this.units.delete(n);
       for (const u of news) this.units.set(u.name, u);
-      await Promise.all(olds.map((u) => this.retire(u)));
+      await (stopped ?? Promise.all(olds.map((u) => this.retire(u))));
       return ready;
     }
     for (const n of names) this.units.delete(n);

@@ -165,6 +165,7 @@ export async function stopApps(state: string): Promise<void> {
   try {
     const s = JSON.parse(readFileSync(join(state, "state.json"), "utf8"));
     for (const p of s.processes ?? []) { try { process.kill(-p.pgid, "SIGKILL"); } catch {} }
+    if (s.front?.pid) { try { process.kill(-s.front.pid, "SIGKILL"); } catch {} }   // agent front: its own group
   } catch {}
   await Bun.sleep(50);
 }

@@ -42,11 +42,9 @@ const CASES: [string, RepoFile[], string[]][] = [
     "manifests/production.yaml:4:3: roles.web.addresses: role 'web' takes an Elastic IP (address: true in roles/web.yaml) but this environment has no pool: add addresses: [eipalloc-...] under roles.web",
     'roles/db.yaml:1:27: volumes.data.mount: must be an absolute path (got "data")']],
   ["two processes fronting one port", [{ path: "roles/web.yaml", text: "processes:\n  a: { run: x, http: { port: 8080 } }\n  b: { run: y, http: { port: 8080 } }\n" }],
-    ["roles/web.yaml:3:30: processes.b.http.port: port 8080 is already fronted for process 'a': give each process its own port"]],
-  ["copies of a fronted process take consecutive ports, which must not clash or pass 65535", [{ path: "roles/web.yaml", text:
-    "processes:\n  a: { run: x, http: { port: 8080 }, instances: 2 }\n  b: { run: y, http: { port: 8079 }, instances: 3 }\n  c: { run: z, http: { port: 65535 }, instances: 2 }\n" }], [
-    "roles/web.yaml:3:30: processes.b.http.port: copy b#1 takes port 8080 (http.port + 1), which is already fronted for process 'a': copies take consecutive ports, so leave room between the processes' ports",
-    "roles/web.yaml:4:50: processes.c.instances: 2 copies take ports 65535 to 65536, past 65535: lower http.port or instances"]],
+    ["roles/web.yaml:3:30: processes.b.http.port: port 8080 is already fronted for process 'a': give each process its own port (instances: N for copies)"]],
+  ["copies of a fronted process share its public port, each on a loopback port of its own", [{ path: "roles/web.yaml", text:
+    "processes:\n  a: { run: x, http: { port: 8080 }, instances: 2 }\n  b: { run: y, http: { port: 8081 }, instances: 3 }\n  c: { run: z, http: { port: 65535 }, instances: 2 }\n" }], []],
   ["copies of a process with a fixed PORT in its env", [{ path: "roles/web.yaml", text: "processes:\n  a: { run: x, env: { PORT: 8080 }, instances: 2 }\n  b: { run: y, env: { PORT: 9000 } }\n" }],
     ["roles/web.yaml:2:48: processes.a.instances: 2 copies would all get PORT=8080 from env and only one can bind it: use instances: 1, or remove PORT from env (each copy then gets its own $PORT when it has an HTTP check)"]],
   ["a bake shorter than a process's health deadline", [{ path: "roles/web.yaml", text: "processes:\n  web: { run: x, health: { http: /up, deadline: 90s } }\n" },

@@ -13,7 +13,7 @@ const table: [string, string, Record<string, string>, boolean][] = [
   ["nothing fixed: the agent assigns ports", "health: { http: /up }", {}, false],
   ["no health, no port", "", {}, false],
   ["a command health check", "health: { command: bin/check }", {}, false],
-  ["http.port", "http: { port: 8080 }", {}, true],
+  ["http.port: behind the front, each instance on a loopback port of its own", "http: { port: 8080 }", {}, false],
   ["health.port", "health: { http: /up, port: 8080 }", {}, true],
   ["health.tcp", "health: { tcp: 9000 }", {}, true],
   ["PORT in the process's env", "env: { PORT: 8080 }", {}, true],
