@@ -3,7 +3,7 @@
 // failed, the old front exits on its own and the new one answers on the standard socket path.
 // Also --access-log: one JSON line per request on stdout.
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { handover } from "../../agent/front/handover.ts";
@@ -13,6 +13,8 @@ const bun = join(repo, "node_modules/.bin/bun");
 const root = mkdtempSync(join(tmpdir(), "agent-front-handover-"));
 const SOCK = join(root, "front.sock");
 const procs: ReturnType<typeof Bun.spawn>[] = [];
+const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
+const migrateBefore = existsSync(MIGRATE_REQ) ? readFileSync(MIGRATE_REQ, "utf8") : null;
 
 const app = Bun.serve({
   port: 0, hostname: "127.0.0.1",
@@ -55,6 +57,7 @@ async function freePort(): Promise<number> {
 afterAll(async () => {
   for (const p of procs) p.kill("SIGKILL");
   await app.stop(true);
+  try { if (migrateBefore !== null) writeFileSync(MIGRATE_REQ, migrateBefore); } catch { /* not writable */ }
   rmSync(root, { recursive: true, force: true });
 });
 
