@@ -2,7 +2,8 @@
 // the new front gets the same table on its own control socket and listens on every public port
 // beside the old one (SO_REUSEPORT); only then does the old one stop accepting, finish what it
 // has in flight and exit. The new socket then takes the standard path.
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync } from "node:fs";
+import { enableMigrateReq, readMigrateReq, type MigrateReq } from "./migrate.ts";
 
 export interface HandoverOptions {
   /** The running front's control socket (the standard path, e.g. STATE_DIR/front.sock). */
@@ -25,10 +26,8 @@ export interface HandoverResult {
    * setting on this kernel, or not writable: connections in the old listener's accept queue when
    * it closes are reset).
    */
-  migrateReq: "set" | "on" | "unavailable";
+  migrateReq: MigrateReq;
 }
-
-const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
 
 export async function handover(opts: HandoverOptions): Promise<HandoverResult> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
@@ -66,24 +65,6 @@ export async function handover(opts: HandoverOptions): Promise<HandoverResult> {
   }
   renameSync(next, opts.socket);
   return { pid, oldPid: old.pid, migrateReq };
-}
-
-/**
- * With tcp_migrate_req=1 (Linux 5.14+), connections waiting in a closing SO_REUSEPORT listener's
- * accept queue move to another listener of the group instead of being reset.
- */
-function enableMigrateReq(): HandoverResult["migrateReq"] {
-  try {
-    if (readFileSync(MIGRATE_REQ, "utf8").trim() === "1") return "on";
-    writeFileSync(MIGRATE_REQ, "1\n");
-    return "set";
-  } catch {
-    return "unavailable";
-  }
-}
-
-function readMigrateReq(): HandoverResult["migrateReq"] {
-  try { return readFileSync(MIGRATE_REQ, "utf8").trim() === "1" ? "on" : "unavailable"; } catch { return "unavailable"; }
 }
 
 async function call(socket: string, method: string, path: string, body?: unknown): Promise<any> {

@@ -8,6 +8,7 @@ import type { Logger } from "../core/log.ts";
 import { VERSION } from "../core/version.ts";
 import { CONTENT_TYPE } from "../metrics/registry.ts";
 import { FrontMetrics, writeAccess } from "./metrics.ts";
+import { enableMigrateReq } from "./migrate.ts";
 import { EMPTY_TABLE, pickUpstream, planRoutes, settleDrains, type DesiredRoute, type Drain, type Route, type Table, type Upstream } from "./routes.ts";
 import { DEFAULTS, parseTable, type RouteRequest } from "./control.ts";
 
@@ -259,7 +260,12 @@ export class Front {
       this.opts.log.error("front: cannot re-listen; the port keeps its current listener", { port, error: String(e) });
       return;
     }
-    if (old) void old.server.stop(false);   // stops accepting; its requests in flight finish
+    if (old) {
+      // with tcp_migrate_req on, connections in the old listener's accept queue move to the new one
+      const migrateReq = enableMigrateReq();
+      if (migrateReq === "unavailable") this.opts.log.warn("front: net.ipv4.tcp_migrate_req is not available; connections queued on the old listener are reset", { port });
+      void old.server.stop(false);   // stops accepting; its requests in flight finish
+    }
     this.listeners.set(port, { server, listen: r.listen, tls: tls ? `${tls.cert}\n${tls.key}` : null, stamp });
     this.opts.log.info(old ? "front: listening again" : "front: listening", { port, listen: r.listen, tls: tls !== null });
   }
@@ -322,7 +328,7 @@ export class Front {
     const res = await this.proxy(req, srv, port, upstream);
     const status = res ? res.status : 101;
     if (res && this.retiring) res.headers.set("connection", "close");
-    this.metrics.requests.inc({ port: String(port), code: String(status) });
+    this.metrics.answer(port, status);
     if (this.globalAccessLog || this.tableAccessLog || this.desiredRoute(port)?.accessLog) {
       const url = new URL(req.url);
       const len = res?.headers.get("content-length");
@@ -350,7 +356,7 @@ export class Front {
   /** The Prometheus text of GET /v1/metrics. */
   renderMetrics(): string {
     this.connections();
-    return this.metrics.registry.render();
+    return this.metrics.render();
   }
 
   private async proxy(req: Request, srv: Server<Relay>, port: number, picked: { id: string | null }): Promise<Response | undefined> {
