@@ -1,19 +1,33 @@
-// Benchmark of the HTTP front (`agent front`, the compiled binary): requests/s and p99 latency
-// through the front against the same upstream directly, a load run while the table switches
-// between two upstreams every 500 ms (failed requests counted), and the front's idle RSS.
-// The load generator is wrk (`apt-get install -y wrk`); without it, a small Bun keep-alive loop.
-//   bun scripts/bench-front.ts [--duration 10s] [--connections 32] [--env K=V]   (--env: for the front, e.g. BUN_OPTIONS=--smol)
-import { mkdtempSync, rmSync } from "node:fs";
+// Benchmark of the HTTP front (`agent front`, the compiled binary, or the source without one):
+// requests/s and p99 latency through the front, through nginx (Debian's, one worker, upstream
+// keepalive) and directly to the same upstream, side by side in one run with each proxy pinned
+// to one core (taskset -c 0; the upstream and wrk on the other cores), as ratios; a load run
+// while the table switches between two upstreams every 500 ms (failed requests counted); the
+// front's idle RSS. Installs nginx and wrk with apt-get when they are missing (root, Debian).
+//   bun scripts/bench-front.ts [--duration 10s] [--connections 32] [--latency-connections 8] [--env K=V]
+//   (--env: for the front, e.g. BUN_OPTIONS=--smol)
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { AGENT, BUN, footprint, median, ms, rssMB } from "./bench-node.ts";
 
 const { values: o } = parseArgs({ options: { duration: { type: "string", default: "10s" }, connections: { type: "string", default: "32" },
+  "latency-connections": { type: "string", default: "8" },
   env: { type: "string", multiple: true, default: [] } } });
 const frontEnv = Object.fromEntries(o.env!.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
-const DURATION = ms(o.duration!), CONNS = Number(o.connections);
+const DURATION = ms(o.duration!), CONNS = Number(o.connections), LAT_CONNS = Number(o["latency-connections"]);
+if (!Bun.which("wrk") || !Bun.which("nginx", { PATH: `${process.env.PATH}:/usr/sbin` })) {
+  console.log("installing nginx and wrk (apt-get)");
+  Bun.spawnSync(["apt-get", "install", "-y", "nginx", "wrk"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, stdout: "ignore", stderr: "inherit" });
+}
 const WRK = Bun.which("wrk");
+const NGINX = Bun.which("nginx", { PATH: `${process.env.PATH}:/usr/sbin` });
+const TASKSET = Bun.which("taskset");
+/** The proxy under test on core 0; the upstream and the load generator on the others. */
+const PROXY_CORE = TASKSET ? [TASKSET, "-c", "0"] : [];
+const OTHER_CORES = TASKSET && navigator.hardwareConcurrency > 1 ? [TASKSET, "-c", `1-${navigator.hardwareConcurrency - 1}`] : [];
+const FRONT = existsSync(AGENT) ? [AGENT] : [BUN, join(import.meta.dir, "../agent/main.ts")];
 const dir = mkdtempSync(join(tmpdir(), "bench-front-"));
 const SOCK = join(dir, "front.sock");
 const procs: { kill(sig?: string | number): void; exited: Promise<number> }[] = [];
@@ -31,7 +45,7 @@ async function freePort(): Promise<number> {
 
 async function upstream(name: string): Promise<number> {
   const port = await freePort();
-  procs.push(Bun.spawn([BUN, "-e", UPSTREAM], { env: { ...process.env, PORT: String(port), NAME: name }, stdout: "ignore", stderr: "inherit" }));
+  procs.push(Bun.spawn([...OTHER_CORES, BUN, "-e", UPSTREAM], { env: { ...process.env, PORT: String(port), NAME: name }, stdout: "ignore", stderr: "inherit" }));
   for (let i = 0; i < 500; i++) { if (await fetch(`http://127.0.0.1:${port}/up`).then((r) => r.ok, () => false)) return port; await Bun.sleep(10); }
   throw new Error(`upstream ${name} did not start`);
 }
@@ -48,9 +62,9 @@ async function state(): Promise<any> {
 
 interface Load { rps: number; p50: number; p99: number; requests: number; errors: number }
 
-async function load(url: string, durationMs: number): Promise<Load> {
+async function load(url: string, durationMs: number, conns = CONNS): Promise<Load> {
   if (WRK) {
-    const p = Bun.spawn([WRK, "-t2", `-c${CONNS}`, `-d${Math.round(durationMs / 1000)}s`, "--latency", url], { stdout: "pipe", stderr: "pipe" });
+    const p = Bun.spawn([...OTHER_CORES, WRK, "-t1", `-c${conns}`, `-d${Math.round(durationMs / 1000)}s`, "--latency", url], { stdout: "pipe", stderr: "pipe" });
     const out = await new Response(p.stdout).text();
     await p.exited;
     const lat = (q: string) => { const m = new RegExp(`^\\s*${q}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(out); return m ? Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[m[2]!]! : NaN; };
@@ -65,7 +79,7 @@ async function load(url: string, durationMs: number): Promise<Load> {
   const times: number[] = [];
   let errors = 0;
   const end = performance.now() + durationMs;
-  await Promise.all(Array.from({ length: CONNS }, async () => {
+  await Promise.all(Array.from({ length: conns }, async () => {
     while (performance.now() < end) {
       const t = performance.now();
       try { const r = await fetch(url); await r.arrayBuffer(); if (!r.ok) errors++; } catch { errors++; }
@@ -78,7 +92,7 @@ async function load(url: string, durationMs: number): Promise<Load> {
 
 try {
   const [a, b] = [await upstream("a"), await upstream("b")];
-  const fp = Bun.spawn([AGENT, "front", "--state-dir", dir, "--probe", "200"], { stdout: "ignore", stderr: "ignore", env: { ...process.env, ...frontEnv } });
+  const fp = Bun.spawn([...PROXY_CORE, ...FRONT, "front", "--state-dir", dir, "--probe", "200"], { stdout: "ignore", stderr: "ignore", env: { ...process.env, ...frontEnv } });
   procs.push(fp);
   for (let i = 0; i < 500 && !(await state().then(() => true, () => false)); i++) await Bun.sleep(10);
   const emptyRss = (await footprint(fp.pid, 3000, 3)).rss;
@@ -88,12 +102,40 @@ try {
   const idleRss = (await footprint(fp.pid, 3000, 3)).rss;
 
   console.log(`front env: ${JSON.stringify(frontEnv)}`);
-  console.log(`load: ${WRK ? `wrk -t2 -c${CONNS}` : `a Bun keep-alive loop, ${CONNS} concurrent`}, ${DURATION / 1000} s each; upstream: Bun.serve "hello" in its own process`);
-  const direct = await load(`http://127.0.0.1:${a}/`, DURATION);
-  const fronted = await load(`http://127.0.0.1:${port}/`, DURATION);
+  console.log(`load: ${WRK ? `wrk -t1 -c${CONNS}` : `a Bun keep-alive loop, ${CONNS} concurrent`}, ${DURATION / 1000} s each; upstream: Bun.serve "hello" in its own process`);
+  const ngPort = await freePort();
+  let nginxUrl: string | null = null;
+  if (NGINX) {
+    writeFileSync(join(dir, "nginx.conf"), `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/nginx.err;
+events { worker_connections 4096; }
+http { access_log off;
+  upstream app { server 127.0.0.1:${a}; keepalive 64; }
+  server { listen 127.0.0.1:${ngPort};
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $host; } } }
+`);
+    procs.push(Bun.spawn([...PROXY_CORE, NGINX, "-p", dir, "-c", join(dir, "nginx.conf")], { stdout: "ignore", stderr: "inherit" }));
+    for (let i = 0; i < 500 && !nginxUrl; i++) { if (await fetch(`http://127.0.0.1:${ngPort}/`).then((r) => r.ok, () => false)) nginxUrl = `http://127.0.0.1:${ngPort}/`; else await Bun.sleep(10); }
+  }
+  const frontUrl = `http://127.0.0.1:${port}/`, directUrl = `http://127.0.0.1:${a}/`;
+  // side by side, interleaved twice so that a neighbour's load on the machine hits all three alike
+  const runs: Record<string, Load[]> = { direct: [], front: [], nginx: [] };
+  const lat: Record<string, Load[]> = { direct: [], front: [], nginx: [] };
+  for (let round = 0; round < 2; round++) {
+    runs.direct!.push(await load(directUrl, DURATION / 2));
+    runs.front!.push(await load(frontUrl, DURATION / 2));
+    if (nginxUrl) runs.nginx!.push(await load(nginxUrl, DURATION / 2));
+    lat.direct!.push(await load(directUrl, DURATION / 2, LAT_CONNS));
+    lat.front!.push(await load(frontUrl, DURATION / 2, LAT_CONNS));
+    if (nginxUrl) lat.nginx!.push(await load(nginxUrl, DURATION / 2, LAT_CONNS));
+  }
+  const best = (xs: Load[]): Load => xs.reduce((x, y) => (y.rps > x.rps ? y : x));
+  const direct = best(runs.direct!), fronted = best(runs.front!);
+  const ng = runs.nginx!.length ? best(runs.nginx!) : null;
+  const p99 = (xs: Load[]) => Math.min(...xs.map((x) => x.p99));
   // the floor of any proxy built on Bun.serve + fetch: three lines that forward and track nothing
   const refPort = await freePort();
-  const ref = Bun.spawn([BUN, "-e", `Bun.serve({ port: ${refPort}, hostname: "127.0.0.1", fetch: (req) => fetch("http://127.0.0.1:${a}" + new URL(req.url).pathname) });`], { stdout: "ignore", stderr: "inherit" });
+  const ref = Bun.spawn([...PROXY_CORE, BUN, "-e", `Bun.serve({ port: ${refPort}, hostname: "127.0.0.1", fetch: (req) => fetch("http://127.0.0.1:${a}" + new URL(req.url).pathname) });`], { stdout: "ignore", stderr: "inherit" });
   procs.push(ref);
   for (let i = 0; i < 500 && !(await fetch(`http://127.0.0.1:${refPort}/`).then((r) => r.ok, () => false)); i++) await Bun.sleep(10);
   const bare = await load(`http://127.0.0.1:${refPort}/`, DURATION);
@@ -122,6 +164,11 @@ try {
   console.log(`| through a bare Bun.serve + fetch proxy (reference) | ${f(bare.rps, 0)} | ${f(bare.p50)} ms | ${f(bare.p99)} ms | ${bare.errors} |`);
   console.log(`| through \`agent front\` | ${f(fronted.rps, 0)} | ${f(fronted.p50)} ms | ${f(fronted.p99)} ms | ${fronted.errors} |`);
   console.log(`| through the front, table switched every 500 ms (${switches} switches) | ${f(cut.rps, 0)} | ${f(cut.p50)} ms | ${f(cut.p99)} ms | ${cut.errors} of ${cut.requests} |`);
+  if (ng) console.log(`| through nginx (1 worker, upstream keepalive) | ${f(ng.rps, 0)} | ${f(ng.p50)} ms | ${f(ng.p99)} ms | ${ng.errors} |`);
+  const lp = { direct: p99(lat.direct!), front: p99(lat.front!), nginx: lat.nginx!.length ? p99(lat.nginx!) : NaN };
+  console.log(`at ${LAT_CONNS} connections: p99 direct ${f(lp.direct)} ms, front ${f(lp.front)} ms (added ${f(lp.front - lp.direct)} ms), nginx ${f(lp.nginx)} ms (added ${f(lp.nginx - lp.direct)} ms); ` +
+    `requests/s there: direct ${f(best(lat.direct!).rps, 0)}, front ${f(best(lat.front!).rps, 0)}, nginx ${lat.nginx!.length ? f(best(lat.nginx!).rps, 0) : "-"}`);
+  if (ng) console.log(`front/nginx: ${f(fronted.rps / ng.rps, 2)}x the requests/s (goal >= 0.7x); proxies pinned to one core: ${TASKSET ? "yes" : "no (no taskset)"}`);
   console.log(`front/direct: ${f(fronted.rps / direct.rps * 100, 0)}% of the requests/s, p99 ${f(fronted.p99 / direct.p99, 1)}x; front/bare proxy: ${f(fronted.rps / bare.rps * 100, 0)}%; the front counted ${s.rejected.upstreamFailed} upstream failures, ${s.rejected.holdTimeout} hold timeouts`);
   console.log(`\`agent front\` RSS: ${f(median(emptyRss), 1)} MB idle with no table, ${f(median(idleRss), 1)} MB idle with one route, ${f(rssLoaded, 1)} MB right after load, ${f(median(afterRss), 1)} MB idle 7 s after the runs (budget 40 MB)`);
 } finally {

@@ -24,6 +24,9 @@ Control (unix socket, mode 0600, DIR/front.sock unless --socket):
   GET /v1/state   version, connections, ports, rate, rotation, upstreams (in flight, requests,
                   WebSockets), drains
   GET /v1/metrics Prometheus text (requests, upstream latency, connections, drains, rejections)
+  GET /v1/table   the table as last PUT
+  POST /v1/retire hand the ports over to a new front already listening: stop accepting, finish
+                  what is in flight, exit
   PUT /v1/table   {routes: [{port, listen, health, drainMs, holdMs, maxBody, upstreams: [{id, port}]}]}
 
 Options:
@@ -54,12 +57,12 @@ export const front: Command = {
     const f = new Front({ socket: a.values.socket ?? frontSocket(dir), log, probeMs, accessLog: a.values["access-log"] === true });
     f.start();
     log.info("front: started", { socket: a.values.socket ?? frontSocket(dir), pid: process.pid });
-    await new Promise<void>((resolve) => {
-      const done = () => resolve();
-      process.once("SIGTERM", done);
-      process.once("SIGINT", done);
+    const why = await new Promise<string>((resolve) => {
+      process.once("SIGTERM", () => resolve("signal"));
+      process.once("SIGINT", () => resolve("signal"));
+      void f.retired.then(() => resolve("retired"));
     });
-    log.info("front: stopping; requests in flight finish");
+    log.info(why === "retired" ? "front: retired after a handover" : "front: stopping; requests in flight finish");
     await f.stop(false);
     return 0;
   },

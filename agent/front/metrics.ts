@@ -18,6 +18,24 @@ export class FrontMetrics {
   /** Per public port: requests started in each of the last RATE_WINDOW_S whole seconds. */
   private readonly slots = new Map<number, { second: number[]; count: number[] }>();
 
+  /** Answers per "port code", added to `requests` at render (no label lookup per request). */
+  private readonly answered = new Map<string, number>();
+
+  /** Counts one answer for agent_front_requests_total. */
+  answer(port: number, code: number): void {
+    const k = `${port} ${code}`;
+    this.answered.set(k, (this.answered.get(k) ?? 0) + 1);
+  }
+
+  render(): string {
+    for (const [k, n] of this.answered) {
+      const [port, code] = k.split(" ") as [string, string];
+      this.requests.inc({ port, code }, n);
+    }
+    this.answered.clear();
+    return this.registry.render();
+  }
+
   /** Counts one request on `port` at `now` (ms) for the rate. */
   hit(port: number, now: number): void {
     const s = Math.floor(now / 1000);

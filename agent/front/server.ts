@@ -8,8 +8,9 @@ import type { Logger } from "../core/log.ts";
 import { VERSION } from "../core/version.ts";
 import { CONTENT_TYPE } from "../metrics/registry.ts";
 import { FrontMetrics, writeAccess } from "./metrics.ts";
+import { enableMigrateReq } from "./migrate.ts";
 import { EMPTY_TABLE, pickUpstream, planRoutes, settleDrains, type DesiredRoute, type Drain, type Route, type Table, type Upstream } from "./routes.ts";
-import { parseTable, type RouteRequest } from "./control.ts";
+import { DEFAULTS, parseTable, type RouteRequest } from "./control.ts";
 
 export interface FrontOptions {
   /** The control socket; created with mode 0600. */
@@ -62,6 +63,11 @@ export class Front {
   private readonly sockets = new Map<number, Set<ClientSocket>>();
   readonly metrics = new FrontMetrics();
   private globalAccessLog = false;
+  private socketIno = 0;
+  private retiring = false;
+  private retireDone!: () => void;
+  /** Resolves once a retire has finished (POST /v1/retire). */
+  readonly retired = new Promise<void>((r) => { this.retireDone = r; });
   private tableAccessLog = false;
   private readonly inflight = new Map<number, number>();
   private readonly requests = new Map<number, number>();
@@ -89,6 +95,7 @@ export class Front {
       process.umask(umask);
     }
     chmodSync(this.opts.socket, 0o600);
+    this.socketIno = statSync(this.opts.socket).ino;
     this.timer = setInterval(() => { void this.probeAll(); this.settle(); this.checkTls(); }, this.opts.probeMs ?? 1000);
   }
 
@@ -98,7 +105,31 @@ export class Front {
     for (const { server } of this.listeners.values()) await server.stop(force);
     this.listeners.clear();
     await this.control?.stop(true);
-    rmSync(this.opts.socket, { force: true });
+    // after a handover the path is the new front's socket (renamed over ours): leave it
+    try { if (statSync(this.opts.socket).ino === this.socketIno) rmSync(this.opts.socket, { force: true }); } catch { /* gone */ }
+  }
+
+  /**
+   * POST /v1/retire (a handover to a new front that already listens on every port): stop
+   * accepting, let the requests in flight finish (their responses say `Connection: close`),
+   * close the WebSockets with 1001, then resolve `retired` (the command exits).
+   */
+  async retire(): Promise<void> {
+    if (this.retiring) return;
+    this.retiring = true;
+    this.opts.log.info("front: retiring; the new front has the ports");
+    // The control socket goes first: Bun unlinks its path on close, and the new front's socket
+    // takes that path once it is gone (handover.ts waits for that).
+    await this.control?.stop(true);
+    this.control = null;
+    const servers = [...this.listeners.values()].map((l) => l.server);
+    this.listeners.clear();
+    for (const srv of servers) void srv.stop(false);
+    const limit = this.now() + Math.max(DEFAULTS.drainMs, ...this.desired.map((r) => r.drainMs));
+    while (servers.some((srv) => srv.pendingRequests > 0) && this.now() < limit) await Bun.sleep(20);
+    for (const set of this.sockets.values()) for (const ws of set) ws.close(1001, "the front is being replaced");
+    while (servers.some((srv) => srv.pendingWebSockets > 0) && this.now() < limit) await Bun.sleep(20);
+    this.retireDone();
   }
 
   /** Replaces the desired routes (what PUT /v1/table does); probes new upstreams at once. */
@@ -134,6 +165,9 @@ export class Front {
       drained: this.drained,
       held: this.held,
       rejected: this.rejected,
+      /** Public ports with an open listener (a handover waits for all of them). */
+      listening: [...this.listeners.keys()].sort((a, b) => a - b),
+      retiring: this.retiring,
     };
   }
 
@@ -166,6 +200,7 @@ export class Front {
   }
 
   private syncListeners(): void {
+    if (this.retiring) return;   // the ports are the new front's now
     const want = new Map(this.table.routes.map((r) => [r.port, r]));
     for (const [port, l] of this.listeners) {
       const r = want.get(port);
@@ -225,7 +260,12 @@ export class Front {
       this.opts.log.error("front: cannot re-listen; the port keeps its current listener", { port, error: String(e) });
       return;
     }
-    if (old) void old.server.stop(false);   // stops accepting; its requests in flight finish
+    if (old) {
+      // with tcp_migrate_req on, connections in the old listener's accept queue move to the new one
+      const migrateReq = enableMigrateReq();
+      if (migrateReq === "unavailable") this.opts.log.warn("front: net.ipv4.tcp_migrate_req is not available; connections queued on the old listener are reset", { port });
+      void old.server.stop(false);   // stops accepting; its requests in flight finish
+    }
     this.listeners.set(port, { server, listen: r.listen, tls: tls ? `${tls.cert}\n${tls.key}` : null, stamp });
     this.opts.log.info(old ? "front: listening again" : "front: listening", { port, listen: r.listen, tls: tls !== null });
   }
@@ -287,7 +327,8 @@ export class Front {
     const upstream: { id: string | null } = { id: null };
     const res = await this.proxy(req, srv, port, upstream);
     const status = res ? res.status : 101;
-    this.metrics.requests.inc({ port: String(port), code: String(status) });
+    if (res && this.retiring) res.headers.set("connection", "close");
+    this.metrics.answer(port, status);
     if (this.globalAccessLog || this.tableAccessLog || this.desiredRoute(port)?.accessLog) {
       const url = new URL(req.url);
       const len = res?.headers.get("content-length");
@@ -315,7 +356,7 @@ export class Front {
   /** The Prometheus text of GET /v1/metrics. */
   renderMetrics(): string {
     this.connections();
-    return this.metrics.registry.render();
+    return this.metrics.render();
   }
 
   private async proxy(req: Request, srv: Server<Relay>, port: number, picked: { id: string | null }): Promise<Response | undefined> {
@@ -516,6 +557,12 @@ export class Front {
   private async onControl(req: Request): Promise<Response> {
     const path = new URL(req.url).pathname;
     if (path === "/v1/state" && req.method === "GET") return Response.json(this.state());
+    if (path === "/v1/table" && req.method === "GET") return Response.json({ accessLog: this.tableAccessLog, routes: this.desired });
+    if (path === "/v1/retire" && req.method === "POST") {
+      if (this.retiring) return Response.json({ retiring: true }, { status: 202 });
+      setTimeout(() => void this.retire(), 10);
+      return Response.json({ retiring: true }, { status: 202 });
+    }
     if (path === "/v1/metrics" && req.method === "GET") return new Response(this.renderMetrics(), { headers: { "content-type": CONTENT_TYPE } });
     if (path === "/v1/table" && req.method === "PUT") {
       let raw: unknown;
@@ -529,7 +576,7 @@ export class Front {
       }
       return Response.json(this.state());
     }
-    return Response.json({ error: `no such endpoint: ${req.method} ${path} (GET /v1/state, GET /v1/metrics, PUT /v1/table)` }, { status: 404 });
+    return Response.json({ error: `no such endpoint: ${req.method} ${path} (GET /v1/state, GET /v1/metrics, GET|PUT /v1/table, POST /v1/retire)` }, { status: 404 });
   }
 }
 

@@ -4,13 +4,15 @@
 // and its renewal under load; /v1/metrics and the state's counters; a slow-header client closed.
 import { afterAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect as tlsConnect } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memoryLogger } from "../../agent/core/log.ts";
 import { Front } from "../../agent/front/server.ts";
 
+const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";   // a TLS renewal turns it on; put back after
+const migrateBefore = existsSync(MIGRATE_REQ) ? readFileSync(MIGRATE_REQ, "utf8") : null;
 const root = mkdtempSync(join(tmpdir(), "agent-front-ops-"));
 const SOCK = join(root, "front.sock");
 const front = new Front({ socket: SOCK, log: memoryLogger(), probeMs: 20 });
@@ -84,6 +86,7 @@ const route = (port: number, ups: { id: string; port: number }[], extra: Record<
 afterAll(async () => {
   await front.stop(true);
   for (const i of [A, B]) await i.server.stop(true);
+  try { if (migrateBefore !== null) writeFileSync(MIGRATE_REQ, migrateBefore); } catch { /* not writable */ }
   rmSync(root, { recursive: true, force: true });
 });
 
