@@ -119,6 +119,7 @@ export class ProcessesAdapter implements ProcessesPort {
   }
 
   stopAll() { return this.sup.stopAll(); }
+  async frontStatus() { return (await this.front?.status()) ?? null; }
   status() { return this.sup.status(); }
 
   healthy(commit: string): boolean {
