@@ -62,6 +62,29 @@ processes:
     expect([...c.bodies]).toContain("v3");
   }, 120_000);
 
+  test("the agent SIGKILLed during a cutover: the front keeps serving the old release, and the next agent finishes the switch through the front; 0 failed", async () => {
+    const port = freePort();
+    const k = await makeKit("front-agentkill", `processes:\n  web:\n    run: ${BUN} app.ts\n    http: { port: ${port}, listen: 127.0.0.1, health: /up, drain: 2s }\n    health: { http: /up, interval: 200ms, timeout: 1s, deadline: 5s }\n    stop: { timeout: 3s }\n`);
+    kits.push(k);
+    await k.release({ VERSION: "v1\n" }, "v1");
+    expect((await k.agent(["once"])).code).toBe(0);
+    const l = load(`http://127.0.0.1:${port}/`);
+    const v2 = await k.release({ VERSION: "v2\n" }, "v2");
+    process.env.AGENT_TEST_DIE_AFTER_SPAWN = "web";
+    let killed;
+    try { killed = await k.agent(["once"]); } finally { delete process.env.AGENT_TEST_DIE_AFTER_SPAWN; }
+    expect(killed.code).not.toBe(0);
+    expect(state(k).deploying?.commit).toBe(v2);
+    expect((await get(`http://127.0.0.1:${port}/`)).text).toContain("v1");     // the front still serves the old release
+    const next = await k.agent(["once"]);
+    expect(next.code).toBe(0);
+    expect(state(k).deploying).toBeNull();
+    expect((await get(`http://127.0.0.1:${port}/`)).text).toContain("v2");
+    const c = await l.done();
+    expect(c.errors.slice(0, 5)).toEqual([]);
+    expect(c.failed).toBe(0);
+  }, 120_000);
+
   test("the first deploy onto the front: the running release listens on http.port itself; it is stopped, then the front binds the port and serves the new release", async () => {
     const port = freePort();
     const plain = `processes:\n  web:\n    run: ${BUN} app.ts\n    env: { PORT: "${port}" }\n    health: { http: /up, interval: 200ms, timeout: 1s, deadline: 5s }\n    stop: { timeout: 3s }\n`;
