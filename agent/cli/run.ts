@@ -69,7 +69,7 @@ export const run: Command = {
     }
     let metricsServer = null;
     try {
-      metricsServer = startMetricsServer(config.control.metrics, metrics.registry, log.child("metrics"));
+      metricsServer = startMetricsServer(config.control.metrics, metrics.registry, log.child("metrics"), () => w.front.metrics());
     } catch (e) {
       log.warn("metrics not served", { address: config.control.metrics, error: errorMessage(e) });
     }

@@ -11,6 +11,7 @@ import type { Role } from "../manifest/schema.ts";
 import { frontSocket } from "../cli/front.ts";
 import { FrontClient, type FrontState, type TableRoute } from "../front/client.ts";
 import type { StateStore } from "../state/store.ts";
+import type { FrontStatus } from "../status/types.ts";
 import type { ProcessSpec } from "../supervisor/index.ts";
 
 type Proc = Role["processes"][string];
@@ -162,6 +163,55 @@ export class FrontKeeper {
       for (let i = 0; i < 300 && isSameProcess(r.pid, r.startTime); i++) await Bun.sleep(10);
     }
     this.store.update((s) => { s.front = null; });
+  }
+
+  private lastCount: { at: number; byPort: Map<number, number> } | null = null;
+
+  /** For `agent status`: the front's state, with upstreams named and a request rate per port. */
+  async status(): Promise<FrontStatus | null> {
+    const rec = this.record();
+    if (!rec && !this.routes.length) return null;
+    const base = { pid: rec?.pid ?? null, restarts: rec?.restarts ?? 0, event: this.lastEvent };
+    const st = await this.client.state().catch((e) => errorMessage(e));
+    if (typeof st === "string") return { ...base, error: `the control socket did not answer: ${st}`, ports: [], held: 0, rejected: {} };
+    const now = Date.now();
+    const byPort = new Map(st.routes.map((r) => [r.port, r.upstreams.reduce((n, u) => n + u.requests, 0)]));
+    const prev = this.lastCount;
+    this.lastCount = { at: now, byPort };
+    return {
+      ...base, held: st.held, rejected: st.rejected,
+      ports: st.routes.map((r) => {
+        const before = prev?.byPort.get(r.port);
+        const rate = prev && before !== undefined && now > prev.at ? Math.max(0, (byPort.get(r.port)! - before) * 1000 / (now - prev.at)) : null;
+        const draining = st.draining.filter((d) => d.port === r.port);
+        const ups = r.upstreams.map((u) => ({ ...u, inRotation: r.rotation.includes(u.port), draining: false }));
+        for (const d of draining) if (!ups.some((u) => u.port === d.upstream.port)) ups.push({ ...d.upstream, healthy: true, inRotation: false, draining: true, inflight: d.inflight, requests: 0 });
+        return {
+          port: r.port, listen: r.listen, gated: r.gated, ratePerSec: rate === null ? null : Math.round(rate * 10) / 10,
+          inflight: r.upstreams.reduce((n, u) => n + u.inflight, 0) + draining.reduce((n, d) => n + d.inflight, 0),
+          upstreams: ups,
+        };
+      }),
+    };
+  }
+
+  /**
+   * Prometheus text for the agent's /metrics: the front's own GET /v1/metrics when it has one,
+   * else its rejected counts and in-flight requests from GET /v1/state. Null when no front runs.
+   */
+  async metrics(): Promise<string | null> {
+    if (!this.record()) return null;
+    const own = await this.client.metrics();
+    if (own) return own;
+    const st = await this.client.state().catch(() => null);
+    if (!st) return null;
+    const lines = ["# HELP agent_front_rejected_total Requests the front answered itself, by reason.", "# TYPE agent_front_rejected_total counter"];
+    for (const [reason, n] of Object.entries(st.rejected)) lines.push(`agent_front_rejected_total{reason="${reason}"} ${n}`);
+    lines.push("# HELP agent_front_inflight Requests in flight per public port.", "# TYPE agent_front_inflight gauge");
+    for (const r of st.routes) lines.push(`agent_front_inflight{port="${r.port}"} ${r.upstreams.reduce((n, u) => n + u.inflight, 0)}`);
+    lines.push("# HELP agent_front_upstream_requests Requests forwarded to each current upstream (starts at 0 for a new instance).", "# TYPE agent_front_upstream_requests gauge");
+    for (const r of st.routes) for (const u of r.upstreams) lines.push(`agent_front_upstream_requests{port="${r.port}",upstream="${u.id}"} ${u.requests}`);
+    return lines.join("\n") + "\n";
   }
 
   /** Agent shutdown: the front keeps running (its sockets stay open) for the next agent. */

@@ -75,6 +75,8 @@ export interface ProcessesPort {
   status(): ProcessStatus[];
   /** All processes of this commit running and healthy. */
   healthy(commit: string): boolean;
+  /** The HTTP front, when a process of the role has `http:` (agent/loop/front.ts); absent in stand-ins. */
+  frontStatus?(): Promise<import("../status/types.ts").FrontStatus | null>;
 }
 
 /** A node-level resource (volume, address): observe + plan in one call, then apply. */

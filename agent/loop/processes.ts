@@ -3,6 +3,7 @@
 // level-based ensure() never restarts a process just because a tick ran again.
 import { join } from "node:path";
 import type { Logger } from "../core/log.ts";
+import { AgentError } from "../core/errors.ts";
 import { splitArgs } from "../core/argv.ts";
 import { SystemUsers, isRoot, type UnixUser } from "../host/users.ts";
 import type { Role } from "../manifest/schema.ts";
@@ -55,6 +56,15 @@ export class ProcessesAdapter implements ProcessesPort {
   }
 
   async ensure(commit: string, role: Role, env: Record<string, string>): Promise<void> {
+    // Behind the front, an instance of another commit that still serves (an agent killed during
+    // a cutover, a rollback after the old ones were stopped) is replaced with overlap, through
+    // the front, rather than stopped first: the front never routes to a stopped instance.
+    const moving = this.front ? Object.keys(role.processes).filter((n) => role.processes[n]!.http &&
+      this.sup.status().some((s) => (s.name === n || s.name.startsWith(`${n}#`)) && s.commit !== commit && s.state === "running")) : [];
+    if (moving.length) {
+      const r = await this.replace(commit, role, env, moving);
+      if (!r.ok) throw new AgentError(r.reason, r.message);
+    }
     const specs = await this.specs(commit, role, env);
     this.sup.ensure(specs);
     await this.sup.firstChecks();   // just-adopted processes: their first health check, so status says healthy at once
@@ -119,6 +129,7 @@ export class ProcessesAdapter implements ProcessesPort {
   }
 
   stopAll() { return this.sup.stopAll(); }
+  async frontStatus() { return (await this.front?.status()) ?? null; }
   status() { return this.sup.status(); }
 
   healthy(commit: string): boolean {

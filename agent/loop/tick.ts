@@ -361,6 +361,8 @@ async function address(t: TickContext): Promise<void> {
 async function finish(t: TickContext): Promise<TickResult> {
   const { p, mem, status, opts, error, deploy } = t;
   status.processes = p.processes.status();
+  const front = await p.processes.frontStatus?.().catch(() => null);
+  if (front) status.front = front;
   status.current.commit = p.releases.current();
   status.current.subject = status.current.commit ? mem.subjects.get(status.current.commit) ?? status.current.subject ?? null : null;
   status.badCommits = [...p.store.get().badCommits];

@@ -25,7 +25,7 @@ export function parseListenAddress(addr: string): { host: string; port: number }
  * Serve the registry at GET /metrics on addr; null means metrics are off (returns null). Binds
  * exactly what the config says; a non-loopback address is logged as a warning, not refused.
  */
-export function startMetricsServer(addr: string | null, registry: Registry, log?: Logger): MetricsServer | null {
+export function startMetricsServer(addr: string | null, registry: Registry, log?: Logger, extra?: () => Promise<string | null>): MetricsServer | null {
   if (addr === null) return null;
   const { host, port } = parseListenAddress(addr);
   const loopback = host === "localhost" || host === "::1" || /^127\./.test(host);
@@ -35,11 +35,13 @@ export function startMetricsServer(addr: string | null, registry: Registry, log?
     server = Bun.serve({
       hostname: host,
       port,
-      fetch(req) {
+      async fetch(req) {
         const path = new URL(req.url).pathname;
         if (path !== "/metrics") return new Response("not found: try /metrics\n", { status: 404 });
         if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405 });
-        return new Response(registry.render(), { headers: { "content-type": CONTENT_TYPE } });
+        // More series from elsewhere (the front's counts): appended as they are, never fatal.
+        const more = extra ? await extra().catch(() => null) : null;
+        return new Response(registry.render() + (more ? (more.endsWith("\n") ? more : more + "\n") : ""), { headers: { "content-type": CONTENT_TYPE } });
       },
     });
   } catch (e) {

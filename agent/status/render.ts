@@ -75,6 +75,8 @@ export function renderStatus(s: Status, opts: RenderOptions): string {
     }));
   }
 
+  if (s.front) out.push(...renderFront(c, s.front));
+
   if (s.secrets?.length) {
     // name, source and version: a value is never in the status
     out.push("", bold(c, "SECRETS"));
@@ -131,4 +133,22 @@ function table(rows: string[][]): string[] {
   const widths: number[] = [];
   for (const r of rows) r.forEach((cell, i) => { widths[i] = Math.max(widths[i] ?? 0, cell.length); });
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "));
+}
+
+/** FRONT: each public port, who serves it (process#instance@commit on its loopback port), in flight, rate. */
+function renderFront(c: boolean, f: NonNullable<Status["front"]>): string[] {
+  const out = ["", bold(c, "FRONT") + dim(c, `  pid ${f.pid ?? "-"}, restarted ${f.restarts}×${f.event ? `; ${f.event}` : ""}`)];
+  if (f.error) return [...out, "  " + red(c, f.error)];
+  const rejected = Object.entries(f.rejected).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ");
+  const rows = [["PORT", "UPSTREAM", "LOOPBACK", "STATE", "IN FLIGHT", "REQUESTS", "RATE"]];
+  for (const p of f.ports) {
+    const rate = p.ratePerSec === null ? "-" : `${p.ratePerSec}/s`;
+    if (!p.upstreams.length) rows.push([`${p.listen}:${p.port}`, "(none: holding)", "-", p.gated ? "gated" : "-", String(p.inflight), "-", rate]);
+    p.upstreams.forEach((u, n) => rows.push([n === 0 ? `${p.listen}:${p.port}` : "", u.id, String(u.port),
+      u.draining ? "draining" : u.inRotation ? "serving" : u.healthy ? (p.gated ? "ready (gated)" : "ready") : "not ready",
+      String(u.inflight), String(u.requests), n === 0 ? rate : ""]));
+  }
+  out.push(...table(rows).map((line, n) => "  " + (n === 0 ? dim(c, line) : line).trimEnd()));
+  out.push(`  held now ${f.held}; turned away: ${rejected || "none"}`);
+  return out;
 }

@@ -24,6 +24,25 @@ export interface ProcessStatus {
   message?: string;
 }
 
+/** `agent front` (docs/front.md): its public ports, who serves them, and what it turned away. */
+export interface FrontStatus {
+  pid: number | null;
+  /** Times the agent started it again after it died. */
+  restarts: number;
+  /** The last thing that happened to it ("the front exited; restarting it (…)"), or null. */
+  event: string | null;
+  /** Set when the control socket did not answer. */
+  error?: string;
+  ports: {
+    port: number; listen: string; gated: boolean; inflight: number;
+    /** Requests per second since the previous status (null on the first). */
+    ratePerSec: number | null;
+    upstreams: { id: string; port: number; healthy: boolean; inRotation: boolean; draining: boolean; inflight: number; requests: number }[];
+  }[];
+  held: number;
+  rejected: Record<string, number>;
+}
+
 /** The node's place in a rollout (manifest `rollout:`), as its last read of the peers decided. */
 export interface RolloutStatus {
   /** 1-based wave of this node, and how many waves the role's live peers make. */
@@ -58,4 +77,6 @@ export interface Status {
   secrets?: { name: string; source: string; version: string; processes: string[] }[];
   /** Present while the node takes part in a rollout (manifest `rollout:`, EC2 identity). */
   rollout?: RolloutStatus;
+  /** Present while a process of the role has `http:` (the front runs). */
+  front?: FrontStatus;
 }

@@ -131,7 +131,8 @@ describe("front", () => {
 
   test("the front SIGKILLed under a running agent: started again with the table, and says so", async () => {
     const port = freePort();
-    const k = await makeKit("front-kill", fronted(port));
+    const metricsPort = freePort();
+    const k = await makeKit("front-kill", fronted(port), { metrics: `127.0.0.1:${metricsPort}` });
     kits.push(k);
     await k.release({ VERSION: "v1\n" }, "v1");
     const log = join(k.dir, "daemon.log");
@@ -146,6 +147,18 @@ describe("front", () => {
       for (let i = 0; i < 50 && !text.includes("v1"); i++) { text = (await get(`http://127.0.0.1:${port}/`).catch(() => ({ text: "" }))).text; await Bun.sleep(50); }
       expect(text).toContain("v1");
       expect(readFileSync(log, "utf8")).toContain("the front exited; restarting it");
+      // status and metrics show the front: its port, the upstream serving it, the restart
+      let s: any = null;
+      for (let i = 0; i < 50 && !(s?.front?.restarts >= 1 && s.front.ports.length); i++) { s = JSON.parse((await k.agent(["status", "--json"])).stdout || "null"); await Bun.sleep(200); }
+      expect(s.front.pid).toBe(after);
+      expect(s.front.restarts).toBeGreaterThanOrEqual(1);
+      expect(s.front.ports[0]).toMatchObject({ port, gated: false });
+      expect(s.front.ports[0].upstreams[0]).toMatchObject({ inRotation: true, id: expect.stringMatching(/^web#0@[0-9a-f]{7}$/) });
+      const shown = (await k.agent(["status"])).stdout;
+      expect(shown).toContain("FRONT");
+      expect(shown).toContain(`127.0.0.1:${port}`);
+      const metrics = (await get(`http://127.0.0.1:${metricsPort}/metrics`)).text;
+      expect(metrics).toContain("agent_front_");
     } finally {
       daemon.kill("SIGTERM");
       await daemon.exited;
