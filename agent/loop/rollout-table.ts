@@ -55,7 +55,7 @@ export function rolloutTablePort(tableFor: ((region: string) => RolloutTable) | 
     },
     async slot(id, maxInFlight, leaseMs) {
       const t = need(id), P = part(id);
-      slots = (await t.read(P)).slots;
+      slots = await t.readSlots(P);                                  // the slots only: one small page
       const plan = planLease({ self: id.instanceId, slots, maxInFlight, leaseMs, memory, now: clock.now() });
       memory = plan.memory;
       const d = plan.decision;
