@@ -11,7 +11,10 @@ export const PRICE = { readPerMillion: 0.125, writePerMillion: 0.625 };
 const ITEM_BYTES = 160;          // a node record: key (~30 B) + commit (40) + state, since, failed, agentVersion
 const PAGE_BYTES = 1 << 20;
 
-export interface DynamoCost { queryPages: number; rru: number; wru: number; heartbeats: number; readsPerSec: number; usd: number; leaseDelayMs: number }
+export interface DynamoCost { queryPages: number; rru: number; wru: number; heartbeats: number; readsPerSec: number; rruPerSec: number; usd: number; leaseDelayMs: number }
+
+/** What one partition key serves at most (DynamoDB's per-partition limit); every record of a role shares one key. */
+export const PARTITION_RRU_PER_SEC = 3000;
 
 /** The request units of one run; `leaseMs` for the heartbeat count (every lease/3 while deploying) and a crashed holder's delay. */
 export function dynamoCost(run: DynamoRun, leaseMs: number): DynamoCost {
@@ -23,7 +26,7 @@ export function dynamoCost(run: DynamoRun, leaseMs: number): DynamoCost {
   const wru = run.ranC * 4 + heartbeats;
   const rru = run.ddbReads * rruPerRead;
   const readsPerSec = run.durationMs ? run.ddbReads / (run.durationMs / 1000) : 0;
-  return { queryPages: run.ddbReads * pagesPerRead, rru, wru, heartbeats, readsPerSec,
+  return { queryPages: run.ddbReads * pagesPerRead, rru, wru, heartbeats, readsPerSec, rruPerSec: readsPerSec * rruPerRead,
     usd: (rru * PRICE.readPerMillion + wru * PRICE.writePerMillion) / 1e6,
     // a holder that dies mid-deploy keeps its slot until its version has not moved for a lease (waiter's clock) plus one read interval
     leaseDelayMs: leaseMs + run.pollMs };
@@ -32,12 +35,12 @@ export function dynamoCost(run: DynamoRun, leaseMs: number): DynamoCost {
 export function dynamoTable(rows: { name: string; run: DynamoRun }[], leaseMs: number): string[] {
   const out = [
     `DynamoDB store (on-demand, strongly consistent Query; lease ${leaseMs / 1000}s, heartbeat every ${leaseMs / 3000}s while deploying; $${PRICE.readPerMillion}/M RRU, $${PRICE.writePerMillion}/M WRU)`,
-    "| scenario | nodes | maxInFlight | rollout (min) | Query calls | pages | reads/s | RRU | WRU (heartbeats) | cost ($) | a crashed holder delays its slot by |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    "| scenario | nodes | maxInFlight | rollout (min) | Query calls | pages | reads/s | RRU/s (partition limit " + PARTITION_RRU_PER_SEC + ") | RRU | WRU (heartbeats) | cost ($) | a crashed holder delays its slot by |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const { name, run } of rows) {
     const c = dynamoCost(run, leaseMs);
-    out.push(`| ${name} | ${run.nodes} | ${run.maxInFlight} | ${run.durationMs == null ? "-" : (run.durationMs / 60_000).toFixed(1)} | ${run.ddbReads} | ${c.queryPages} | ${c.readsPerSec.toFixed(0)} | ${c.rru} | ${c.wru} (${c.heartbeats}) | ${c.usd.toFixed(2)} | ${(c.leaseDelayMs / 1000).toFixed(0)}s |`);
+    out.push(`| ${name} | ${run.nodes} | ${run.maxInFlight} | ${run.durationMs == null ? "-" : (run.durationMs / 60_000).toFixed(1)} | ${run.ddbReads} | ${c.queryPages} | ${c.readsPerSec.toFixed(0)} | ${c.rruPerSec.toFixed(0)} | ${c.rru} | ${c.wru} (${c.heartbeats}) | ${c.usd.toFixed(2)} | ${(c.leaseDelayMs / 1000).toFixed(0)}s |`);
   }
   return out;
 }

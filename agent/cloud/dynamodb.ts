@@ -14,6 +14,8 @@ export interface NodeRecord { instance: string; commit: string | null; state: st
 export interface RolloutTable {
   /** Every node record and slot of the partition: one strongly consistent Query, every page. */
   read(partition: string): Promise<{ nodes: NodeRecord[]; slots: Slot[] }>;
+  /** Only the slots (a Query on the `#slot/` prefix: one small page): what a node waiting for one reads. */
+  readSlots(partition: string): Promise<Slot[]>;
   /** Write this node's record (PutItem; the last write wins, a node writes only its own). */
   publish(partition: string, record: NodeRecord): Promise<void>;
   /** Take `slot` on condition it still reads `expect` (null: no holder). false: another node got there first. */
@@ -74,26 +76,29 @@ export function createRolloutTable(opts: DynamoDbOptions): RolloutTable {
       throw e;
     }
   };
+  async function query(partition: string, slotsOnly: boolean): Promise<{ nodes: NodeRecord[]; slots: Slot[] }> {
+    const nodes: NodeRecord[] = [], slots: Slot[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const out = await call("Query", ({ sdk, client }) => client.send(new sdk.QueryCommand({
+        TableName: T, ConsistentRead: true, KeyConditionExpression: slotsOnly ? "#p = :p AND begins_with(#i, :s)" : "#p = :p",
+        ExpressionAttributeNames: { "#p": "rollout", ...(slotsOnly ? { "#i": "instance" } : {}) },
+        ExpressionAttributeValues: { ":p": { S: partition }, ...(slotsOnly ? { ":s": { S: "#slot/" } } : {}) },
+        ...(start ? { ExclusiveStartKey: start } : {}), ...(opts.pageSize ? { Limit: opts.pageSize } : {}),
+      })));
+      for (const it of out.Items ?? []) {
+        const id = str(it.instance);
+        if (!id) throw new AgentError("DynamoDbBadAnswer", `DynamoDB Query on ${T} answered an item without instance; retrying later`);
+        if (id.startsWith("#slot/")) slots.push({ slot: Number(id.slice(6)), holder: str(it.holder), version: num(it.version) });
+        else nodes.push({ instance: id, commit: str(it.commit), state: str(it.state), failed: str(it.failed), since: str(it.since), version: str(it.agentVersion) });
+      }
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return { nodes, slots };
+  }
   return {
-    async read(partition) {
-      const nodes: NodeRecord[] = [], slots: Slot[] = [];
-      let start: Record<string, AttributeValue> | undefined;
-      do {
-        const out = await call("Query", ({ sdk, client }) => client.send(new sdk.QueryCommand({
-          TableName: T, ConsistentRead: true, KeyConditionExpression: "#p = :p",
-          ExpressionAttributeNames: { "#p": "rollout" }, ExpressionAttributeValues: { ":p": { S: partition } },
-          ...(start ? { ExclusiveStartKey: start } : {}), ...(opts.pageSize ? { Limit: opts.pageSize } : {}),
-        })));
-        for (const it of out.Items ?? []) {
-          const id = str(it.instance);
-          if (!id) throw new AgentError("DynamoDbBadAnswer", `DynamoDB Query on ${T} answered an item without instance; retrying later`);
-          if (id.startsWith("#slot/")) slots.push({ slot: Number(id.slice(6)), holder: str(it.holder), version: num(it.version) });
-          else nodes.push({ instance: id, commit: str(it.commit), state: str(it.state), failed: str(it.failed), since: str(it.since), version: str(it.agentVersion) });
-        }
-        start = out.LastEvaluatedKey;
-      } while (start);
-      return { nodes, slots };
-    },
+    read: (partition) => query(partition, false),
+    readSlots: async (partition) => (await query(partition, true)).slots,
     async publish(partition, r) {
       const item: Record<string, AttributeValue> = { ...key(partition, r.instance) };
       for (const [k, v] of [["commit", r.commit], ["state", r.state], ["failed", r.failed], ["since", r.since], ["agentVersion", r.version]] as const) if (v) item[k] = { S: v };

@@ -14,7 +14,7 @@ interface View { id: string; rank: number; wave: number; commit: string | null; 
  * with onFailure: rollback); alone or already on C => move; a peer of an earlier wave due to move
  * that has neither converged nor failed on C within `deadline` halts; otherwise the node moves when
  * its wave is open (the earlier waves' share of peers converged on C for `bake`, reader's clock) and
- * fewer peers than the open wave's size are on C or deploying. A node with no release (or one no
+ * fewer peers than the open wave's size are on C or deploying (and fewer than maxInFlight deploying). A node with no release (or one no
  * converged peer runs), told to wait, starts on the commit most of its converged peers run.
  */
 export function planFleet(input: FleetInput): FleetPlan {
@@ -46,7 +46,7 @@ export function planFleet(input: FleetInput): FleetPlan {
   let open = 0;
   while (open + 1 < sizes.length && bakedCount >= sizes[open]!) open++;
   const taken = others.filter((v) => onC(v) || inFlight(v)).length;
-  const room = taken < sizes[open]!;
+  const room = taken < sizes[open]! && (rollout.maxInFlight === undefined || others.filter(inFlight).length < rollout.maxInFlight);
   for (const v of others) {
     const due = !onC(v) && !failedC(v) && (inFlight(v) || (v.wave <= open && room));
     if (due) memory.due[v.id] ??= now;

@@ -23,9 +23,15 @@ export interface RolloutSettings {
   deadlineMs: number;
   maxFailures: number;
   onFailure: OnFailure;
+  /** At most this many peers deploying at once (advisory in the planner; enforced by the DynamoDB store's slots). */
+  maxInFlight?: number;
+  /** Where the records are: the peers' EC2 tags or the DynamoDB table (loop/rollout-table.ts). */
+  store?: "tags" | "dynamodb";
+  /** store: dynamodb: a slot whose version has not changed this long (the reader's clock) is free. */
+  leaseMs?: number;
 }
 
-export const ROLLOUT_DEFAULTS = { bakeMs: 120_000, deadlineMs: 900_000, maxFailures: 1, onFailure: "halt" as OnFailure };
+export const ROLLOUT_DEFAULTS = { bakeMs: 120_000, deadlineMs: 900_000, maxFailures: 1, onFailure: "halt" as OnFailure, leaseMs: 120_000 };
 
 /**
  * What one reader remembers between reads, on its own clock. Returned updated by planFleet; the

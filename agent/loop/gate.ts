@@ -33,8 +33,13 @@ export function rolloutSettings(t: TickContext): RolloutSettings | null {
   const r = t.manifest.rollout;
   if (!r) return null;
   return { waves: r.waves, bakeMs: r.bake ?? ROLLOUT_DEFAULTS.bakeMs, deadlineMs: r.deadline ?? ROLLOUT_DEFAULTS.deadlineMs,
-    maxFailures: r.maxFailures ?? ROLLOUT_DEFAULTS.maxFailures, onFailure: r.onFailure ?? ROLLOUT_DEFAULTS.onFailure };
+    maxFailures: r.maxFailures ?? ROLLOUT_DEFAULTS.maxFailures, onFailure: r.onFailure ?? ROLLOUT_DEFAULTS.onFailure,
+    ...(r.maxInFlight ? { maxInFlight: r.maxInFlight } : {}), store: r.store ?? "tags", leaseMs: r.lease ?? ROLLOUT_DEFAULTS.leaseMs };
 }
+
+/** The store is there: the peers' tags need the instance's EC2 identity; the DynamoDB table does not. */
+export const canReadPeers = (t: TickContext): boolean =>
+  t.manifest.rollout?.store === "dynamodb" ? !!t.p.cloud?.rolloutTable : !!t.p.cloud?.peers;
 
 /**
  * The gate stage (after plan): reads the peers when the interval has passed, plans, and holds back
@@ -43,7 +48,7 @@ export function rolloutSettings(t: TickContext): RolloutSettings | null {
  */
 export async function gate(t: TickContext): Promise<void> {
   const rollout = rolloutSettings(t);
-  if (!rollout || !t.p.cloud?.peers || t.want.pinned || !t.desiredOk) return;
+  if (!rollout || !canReadPeers(t) || t.want.pinned || !t.desiredOk) return;
   const C = pinnedCommit(t.manifest, t.roleName);
   const saved = t.p.store.get().rollout;
   if (saved && saved.commit !== C && !t.opts.dryRun) t.p.store.update((s) => { s.rollout = null; });   // another pin: its rollout is over
@@ -72,14 +77,14 @@ export async function gate(t: TickContext): Promise<void> {
 /** The barrier: right before the cutover, read again; true when the decision is still `move`. */
 export async function barrier(t: TickContext, commit: string): Promise<boolean> {
   const rollout = rolloutSettings(t);
-  if (!rollout || !t.p.cloud?.peers || t.want.pinned) return true;
+  if (!rollout || !canReadPeers(t) || t.want.pinned) return true;
   const C = pinnedCommit(t.manifest, t.roleName);
   if (commit !== C) return true;
   const fleet = stateFor(t, C);
   await read(t, fleet, rollout, C);
   const plan = fleet.plan;
   if (plan) t.status.rollout = rolloutStatus(plan);
-  if (plan?.decision.kind === "move" && plan.decision.commit === C) { fleet.from = t.current; save(t, fleet); return true; }
+  if (plan?.decision.kind === "move" && plan.decision.commit === C && await slotTaken(t, rollout)) { fleet.from = t.current; save(t, fleet); return true; }
   t.gateHeld = true;
   t.status.notices.push(notice(C, plan));
   return false;
@@ -102,13 +107,15 @@ function stateFor(t: TickContext, C: string): FleetState {
 
 async function read(t: TickContext, fleet: FleetState, rollout: RolloutSettings, C: string): Promise<void> {
   const { p } = t;
-  const interval = () => describeIntervalMs(t.manifest.poll, fleet.nodes, p.clock.random());
+  const dynamo = rollout.store === "dynamodb";
+  // The table has no account-wide bucket to share: read every poll (jittered); tags: the Describe budget.
+  const interval = () => dynamo ? Math.round(t.manifest.poll * (1 + p.clock.random() * 0.5)) : describeIntervalMs(t.manifest.poll, fleet.nodes, p.clock.random());
   let found;
   try {
-    found = await p.cloud!.peers!(t.identity);
+    found = dynamo ? await p.cloud!.rolloutTable!.peers(t.identity) : await p.cloud!.peers!(t.identity);
   } catch (e) {
     const err = toAgentError(e);
-    const wait = err.reason === "Ec2Throttled" ? backoffMs(interval(), fleet.attempt++, p.clock.random()) : interval();
+    const wait = err.reason === "Ec2Throttled" || err.reason === "DynamoDbThrottled" ? backoffMs(interval(), fleet.attempt++, p.clock.random()) : interval();
     fleet.nextReadAt = p.clock.now() + Math.max(wait, err.retry.kind === "after" ? err.retry.ms : 0);
     t.status.notices.push(`could not read the peers (${err.reason}): ${err.message}; the cutover waits`);
     return;
@@ -125,6 +132,20 @@ async function read(t: TickContext, fleet: FleetState, rollout: RolloutSettings,
   const d = plan.decision;
   fleet.nextReadAt = now + interval();
   if (d.kind === "wait" && d.reason === "Baking" && d.until !== null) fleet.nextReadAt = Math.max(fleet.nextReadAt, d.until);
+}
+
+/** rollout.maxInFlight with store: dynamodb: hold a deploy slot (conditional write) before the cutover; otherwise nothing to take. */
+async function slotTaken(t: TickContext, rollout: RolloutSettings): Promise<boolean> {
+  if (rollout.store !== "dynamodb" || !rollout.maxInFlight || t.opts.dryRun) return true;
+  try {
+    const r = await t.p.cloud!.rolloutTable!.slot(t.identity, rollout.maxInFlight, rollout.leaseMs ?? ROLLOUT_DEFAULTS.leaseMs);
+    if (r.ok) return true;
+    t.status.notices.push(`waiting for a deploy slot (maxInFlight ${rollout.maxInFlight}${r.for.length ? `, held by ${r.for.join(", ")}` : ", another node took the last one"})${r.until ? ` until ${new Date(r.until).toISOString()} at the latest` : ""}`);
+  } catch (e) {
+    const err = toAgentError(e);
+    t.status.notices.push(`could not take a deploy slot (${err.reason}): ${err.message}; the cutover waits`);
+  }
+  return false;
 }
 
 /** What the planner needs over a restart, in state.json (written only when it changed). */

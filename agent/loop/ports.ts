@@ -8,6 +8,7 @@ import type { ReleaseState } from "../plan/release.ts";
 import type { ActionBase } from "../plan/types.ts";
 import type { Layout } from "../state/layout.ts";
 import type { CachedIdentity, StateStore } from "../state/store.ts";
+import type { RolloutTablePort } from "./rollout-table.ts";
 import type { ProcessStatus, ResourceStatus } from "../status/types.ts";
 import type { Trust } from "../trust/trust.ts";
 import type { Secrets } from "../secrets/keeper.ts";
@@ -97,6 +98,8 @@ export interface CloudPort {
   peerTips?(identity: Identity): Promise<{ instanceId: string; tip: string }[]>;
   /** The environment's pending and running instances (one filtered, paginated DescribeInstances); absent off EC2. */
   peers?(identity: Identity): Promise<PeerInfo[]>;
+  /** The DynamoDB rollout store (manifest rollout.store: dynamodb; the table from the node config's rollout.table). */
+  rolloutTable?: RolloutTablePort;
 }
 
 export interface Ports {

@@ -30,6 +30,9 @@ export async function writeTags(p: Ports, status: Status, state: TagState): Prom
     // trust: the replay floor for new nodes; only a converged node vouches for its (verified) tip.
     ...(p.trust && state === "converged" && status.desired.tip ? { "agent:tip": status.desired.tip } : {}),
   };
+  // rollout.store: dynamodb: the same record in the table (only when the node config names one).
+  await p.cloud.rolloutTable?.publish({ instanceId: id.id, region: id.region, zone: id.zone ?? "", role: id.role, environment: id.environment }, want)
+    .catch((e) => p.log.child("tags").warn("could not write the rollout record", { error: toAgentError(e).message }));
   const last = p.store.get().tags;
   if (Object.entries(want).every(([k, v]) => last[k] === v)) return;
   try {

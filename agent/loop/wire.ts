@@ -28,6 +28,8 @@ import type { Trust } from "../trust/trust.ts";
 import { ProcessesAdapter } from "./processes.ts";
 import { FrontKeeper } from "./front.ts";
 import { endpointFor } from "../cloud/endpoints.ts";
+import { createRolloutTable } from "../cloud/dynamodb.ts";
+import { rolloutTablePort } from "./rollout-table.ts";
 import { createSecretsClient, type SecretsClient } from "../cloud/secrets.ts";
 import { Secrets } from "../secrets/keeper.ts";
 import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, ResourcePort } from "./ports.ts";
@@ -131,6 +133,9 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     ...(typeof config.identity === "object" ? {} : {
       peers: (id: Identity) => ec2Of(id.region).describePeers({ key: config.tags.environment, value: id.environment ?? "" }, config.tags.role),
     }),
+    // rollout.store: dynamodb (loop/rollout-table.ts); the SDK is loaded at its first call.
+    rolloutTable: rolloutTablePort(config.rollout?.table ? (region) => createRolloutTable({ region, table: config.rollout!.table!, endpoint: endpointFor(config.aws, "dynamodb", process.env) }) : null,
+      clock, log.child("rollout")),
   };
 
   const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud, trust: opts.trust ?? null, secrets };

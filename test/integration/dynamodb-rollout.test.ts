@@ -27,6 +27,9 @@ describe("DynamoDB rollout table", () => {
     expect(r.nodes[3]).toEqual({ instance: "i-0003", commit: "c1", state: "converged", failed: null, since: "2026-12-01T00:00:00Z", version: "0.2.0" });
     expect(r.slots).toEqual([{ slot: 0, holder: "i-0001", version: 1 }]);
     expect(server.calls.filter((c) => c === "Query").length).toBe(5);   // 24 items, 5 a page
+    server.calls.length = 0;
+    expect(await table({ pageSize: 5 }).readSlots(P)).toEqual(r.slots);   // the slots alone: one page
+    expect(server.calls).toEqual(["Query"]);
     // A write is seen by the very next read (ConsistentRead).
     await table().publish(P, { instance: "i-0003", commit: "c2", state: "deploying", failed: null, since: null, version: "0.2.0" });
     expect((await table().read(P)).nodes.find((x) => x.instance === "i-0003")!.state).toBe("deploying");

@@ -94,6 +94,12 @@ describe("planFleet: one read", () => {
       peers: () => fleet({ [r[0]!]: { commit: OLD, state: "deploying" } }), want: { kind: "wait", reason: "EarlierWave", for: [r[0]] } },
     { name: "a terminated peer drops out of the count (7 live: waves of 1, 1, 5)", self: r[1]!,
       peers: () => fleet({ [r[0]!]: "terminated" }), want: { kind: "move", commit: C, reason: "Wave" }, wave: 0 },
+    { name: "maxInFlight 1: one peer deploying fills a wave of 100% (advisory with tags; the DynamoDB slots enforce it)", self: r[0]!,
+      extra: { rollout: { ...ROLLOUT, waves: ["100%"], maxInFlight: 1 } },
+      peers: () => fleet({ [r[3]!]: { commit: OLD, state: "deploying" } }), want: { kind: "wait", reason: "WaveFull", for: [r[3]] } },
+    { name: "maxInFlight 2: one peer deploying leaves room", self: r[0]!,
+      extra: { rollout: { ...ROLLOUT, waves: ["100%"], maxInFlight: 2 } },
+      peers: () => fleet({ [r[3]!]: { commit: OLD, state: "deploying" } }), want: { kind: "move", commit: C, reason: "Wave" } },
     { name: "an agent without agent:version is flagged as legacy", self: r[0]!,
       peers: () => fleet({ [r[6]!]: { version: null } }), want: { kind: "move" } },
   ];
