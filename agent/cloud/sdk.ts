@@ -5,6 +5,7 @@ import type * as Ec2Sdk from "@aws-sdk/client-ec2";
 import type * as ImdsSdk from "@aws-sdk/ec2-metadata-service";
 import type * as SsmSdk from "@aws-sdk/client-ssm";
 import type * as SecretsManagerSdk from "@aws-sdk/client-secrets-manager";
+import type * as Elbv2Sdk from "@aws-sdk/client-elastic-load-balancing-v2";
 
 const loaded = new Map<string, Promise<unknown>>();
 let onLoad: (name: string, rssDeltaMB: number) => void = () => {};
@@ -31,3 +32,5 @@ export const loadImdsSdk = (): Promise<typeof ImdsSdk> => load("@aws-sdk/ec2-met
 // Only for roles with secret references (agent/secrets/).
 export const loadSsmSdk = (): Promise<typeof SsmSdk> => load("@aws-sdk/client-ssm", () => import("@aws-sdk/client-ssm"));
 export const loadSecretsManagerSdk = (): Promise<typeof SecretsManagerSdk> => load("@aws-sdk/client-secrets-manager", () => import("@aws-sdk/client-secrets-manager"));
+// Only for roles bound to target groups (agent/converge/targets.ts).
+export const loadElbv2Sdk = (): Promise<typeof Elbv2Sdk> => load("@aws-sdk/client-elastic-load-balancing-v2", () => import("@aws-sdk/client-elastic-load-balancing-v2"));
