@@ -63,6 +63,21 @@ describe("target groups", () => {
     expect(target()).toMatchObject({ state: "healthy" });
   });
 
+  test("a stop-then-start cutover without a front leaves the group first, then registers again once healthy", async () => {
+    const before = elb.calls.length;
+    const singleton = role().replace("    stop: { timeout: 3s }\n", "    stop: { timeout: 3s }\n    overlap: false\n");
+    expect(singleton).toContain("overlap: false");
+    await k.release(files("v2b", { "roles/web.yaml": singleton }), "v2b stop-then-start", bound());
+    const r = await k.agent(["once"]);
+    expect(r.code).toBe(0);
+    const seen = actions(before);
+    expect(seen.indexOf("DeregisterTargets")).toBeGreaterThanOrEqual(0);
+    expect(seen.lastIndexOf("RegisterTargets")).toBeGreaterThan(seen.indexOf("DeregisterTargets"));
+    expect(seen.at(-1)).toBe("RegisterTargets");
+    expect(target()).toMatchObject({ state: "healthy" });
+    expect(stateJson().targets[ARN]).toMatchObject({ state: "registered" });
+  });
+
   test("the binding removed: deregistered after draining; a longer deregistration delay is reported", async () => {
     const before = elb.calls.length;
     await k.release(files("v3"), "v3");
