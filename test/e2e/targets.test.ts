@@ -34,6 +34,8 @@ const files = (version: string, over: Record<string, string | null> = {}) => ({ 
 const target = () => elb.groups.get(ARN)!.targets.get(`${ID}:8080`) ?? null;
 const actions = (from: number) => elb.calls.slice(from).map((c) => c.action);
 const stateJson = () => JSON.parse(readFileSync(join(k.state, "state.json"), "utf8"));
+const daemonEnv = () => Object.fromEntries(Object.entries({ ...process.env, AGENT_CONFIG: k.config, NO_COLOR: "1", ...ENV })
+  .filter((e): e is [string, string] => e[1] !== undefined));
 const resource = (s: any) => s.resources.find((r: any) => r.ref === "target-group/web");
 
 describe("target groups", () => {
@@ -96,7 +98,7 @@ describe("target groups", () => {
 
   test("agent pause --drain deregisters and waits; agent resume registers again", async () => {
     await k.release(files("v4"), "v4", bound("5s"));
-    const daemon = Bun.spawn([AGENT, "run"], { env: { ...process.env, AGENT_CONFIG: k.config, NO_COLOR: "1", ...ENV } as Record<string, string>, stdout: "ignore", stderr: "ignore" });
+    const daemon = Bun.spawn([AGENT, "run"], { env: daemonEnv(), stdout: "ignore", stderr: "ignore" });
     try {
       await untilStatus(k, "registered", (s) => resource(s)?.reason === "Registered" && s.phase === "converged", { ms: 60_000 });
       const before = elb.calls.length;
