@@ -16,16 +16,22 @@ ${CONFIG_HELP}
  */
 export function controlCommand(spec: {
   name: string; summary: string; help: string; path: string; timeoutMs: number;
-  positionals?: boolean; body?: (positionals: string[]) => unknown;
+  positionals?: boolean; body?: (positionals: string[], flags: Record<string, unknown>) => unknown;
+  /** Extra boolean flags of the command (passed to body). */
+  flags?: string[];
+  /** A flag that makes the default timeout longer (pause --drain waits for draining). */
+  flagTimeoutMs?: Record<string, number>;
 }): Command {
   return {
     name: spec.name,
     summary: spec.summary,
     help: spec.help,
     async run(argv) {
-      const a = parse(argv, { ...STATE_DIR_OPTION, json: { type: "boolean" } }, spec.positionals ?? false);
-      const body = spec.body?.(a.positionals);
-      const timeoutMs = timeoutOf(a.values.timeout, spec.timeoutMs);
+      const extra = Object.fromEntries((spec.flags ?? []).map((f) => [f, { type: "boolean" as const }]));
+      const a = parse(argv, { ...STATE_DIR_OPTION, json: { type: "boolean" }, ...extra }, spec.positionals ?? false);
+      const body = spec.body?.(a.positionals, a.values as Record<string, unknown>);
+      const longer = Object.entries(spec.flagTimeoutMs ?? {}).filter(([f]) => (a.values as Record<string, unknown>)[f]).map(([, ms]) => ms);
+      const timeoutMs = timeoutOf(a.values.timeout, Math.max(spec.timeoutMs, ...longer));
       const socket = layout(stateDirOf(a.values)).socket;
       let res;
       try {

@@ -6,6 +6,7 @@ import type * as ImdsSdk from "@aws-sdk/ec2-metadata-service";
 import type * as SsmSdk from "@aws-sdk/client-ssm";
 import type * as SecretsManagerSdk from "@aws-sdk/client-secrets-manager";
 import type * as DynamoDbSdk from "@aws-sdk/client-dynamodb";
+import type * as Elbv2Sdk from "@aws-sdk/client-elastic-load-balancing-v2";
 
 const loaded = new Map<string, Promise<unknown>>();
 let onLoad: (name: string, rssDeltaMB: number) => void = () => {};
@@ -34,3 +35,5 @@ export const loadSsmSdk = (): Promise<typeof SsmSdk> => load("@aws-sdk/client-ss
 export const loadSecretsManagerSdk = (): Promise<typeof SecretsManagerSdk> => load("@aws-sdk/client-secrets-manager", () => import("@aws-sdk/client-secrets-manager"));
 // Only for manifests with rollout.store: dynamodb (agent/cloud/dynamodb.ts).
 export const loadDynamoDbSdk = (): Promise<typeof DynamoDbSdk> => load("@aws-sdk/client-dynamodb", () => import("@aws-sdk/client-dynamodb"));
+// Only for roles bound to target groups (agent/converge/targets.ts).
+export const loadElbv2Sdk = (): Promise<typeof Elbv2Sdk> => load("@aws-sdk/client-elastic-load-balancing-v2", () => import("@aws-sdk/client-elastic-load-balancing-v2"));

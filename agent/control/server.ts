@@ -23,7 +23,8 @@ export interface RollbackResult {
 export interface ControlHandlers {
   status(): Status;
   sync(): Promise<ActionResult>;
-  pause(): Promise<ActionResult>;
+  /** drain: leave the load balancer target groups and wait for draining first (`agent pause --drain`). */
+  pause(opts?: { drain: boolean }): Promise<ActionResult>;
   resume(): Promise<ActionResult>;
   /** null: the previous good release. */
   rollback(commit: string | null): Promise<RollbackResult>;
@@ -115,7 +116,7 @@ async function route(req: Request, h: ControlHandlers, log: Logger): Promise<Res
     switch (key) {
       case "GET /v1/status": return json(200, h.status());
       case "POST /v1/sync": return json(200, await h.sync());
-      case "POST /v1/pause": return json(200, await h.pause());
+      case "POST /v1/pause": return json(200, await h.pause({ drain: (await readBody(req)).drain === true }));
       case "POST /v1/resume": return json(200, await h.resume());
       case "GET /v1/plan": return h.plan ? json(200, await h.plan()) : fail(404, "NotFound", "this agent does not plan over the socket");
       case "POST /v1/rollback": {

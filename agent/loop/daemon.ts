@@ -144,10 +144,15 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
       return last;
     },
     sync: async () => { poke(); return { accepted: true, message: running ? "a tick is running; another follows it at once" : "polling now" }; },
-    pause: async () => {
+    pause: async (o) => {
       p.store.update((s) => { s.paused = true; });
       poke();
-      return { accepted: true, message: "paused: processes keep running; nothing is deployed until `agent resume`" };
+      // --drain: paused first (no tick registers the node again), then out of the target groups.
+      const drained = o?.drain && p.targets ? await p.targets.drain() : null;
+      const failed = drained?.conditions.filter((c) => !c.ready) ?? [];
+      if (failed.length) return { accepted: false, message: `paused, but not drained: ${failed.map((c) => `${c.ref}: ${c.message}`).join("; ")}` };
+      const extra = drained ? ` ${drained.planned.length ? "Deregistered from the target groups and drained" : "Registered in no target group"}${drained.notices.length ? ` (${drained.notices.join("; ")})` : ""}.` : "";
+      return { accepted: true, message: `paused: processes keep running; nothing is deployed until \`agent resume\`.${extra}` };
     },
     resume: async () => {
       p.store.update((s) => { s.paused = false; });

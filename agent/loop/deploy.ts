@@ -8,6 +8,7 @@ import { cancelKind } from "../core/cancel.ts";
 import { AgentError, errorMessage, toAgentError } from "../core/errors.ts";
 import type { Role } from "../manifest/schema.ts";
 import type { Ports } from "./ports.ts";
+import { drainBeforeRestart } from "./targets.ts";
 
 export interface Side {
   commit: string;
@@ -46,6 +47,7 @@ export async function cutover(p: Ports, to: Side, from: Side | null, signal: Abo
   p.releases.switchCurrent(to.commit);
   try {
     p.releases.mark(to.commit, "active");
+    await drainBeforeRestart(p, to.role, to.env, signal);   // targets: no front, leave the target groups first
     const moved = await p.processes.replace(to.commit, to.role, to.env);
     if (!moved.ok) return rollback(p, to.commit, from, moved.reason, moved.message);
     for (const hook of to.role.hooks.after_cutover) {

@@ -102,6 +102,13 @@ export interface CloudPort {
   rolloutTable?: RolloutTablePort;
 }
 
+/** The node in its role's load balancer target groups (agent/converge/targets.ts). Never throws. */
+export interface TargetsPort {
+  converge(identity: Identity, d: { groups: import("../plan/targets.ts").TargetGroupBinding[]; healthy: boolean; drain: boolean }, signal?: AbortSignal): Promise<import("../converge/targets.ts").TargetsOutcome>;
+  /** Leave every group the node is registered in and wait for draining (bounded); no call when registered nowhere. */
+  drain(signal?: AbortSignal): Promise<import("../converge/targets.ts").TargetsOutcome>;
+}
+
 export interface Ports {
   config: Config;
   layout: Layout;
@@ -117,4 +124,6 @@ export interface Ports {
   trust?: Trust | null;
   /** SSM and Secrets Manager references (agent/secrets/); absent in tests that use none. */
   secrets?: Secrets | null;
+  /** Target group registration (roles.<role>.targetGroups); absent in tests that bind none. */
+  targets?: TargetsPort | null;
 }

@@ -1,5 +1,5 @@
 // One reconcile tick, as a list of named stages sharing one signature (STAGES):
-// identify -> readSource -> choose -> observe -> plan -> gate -> volumes -> apply -> repair -> address,
+// identify -> readSource -> choose -> observe -> plan -> gate -> volumes -> apply -> repair -> address -> targets,
 // then finish() writes the status on every exit path, atomically. Level-based: every tick
 // compares what should run with what runs and repairs drift.
 import { AgentError, toAgentError } from "../core/errors.ts";
@@ -18,6 +18,7 @@ import { verifyRelease, verifyTip } from "./verify.ts";
 import { plainEnv } from "../secrets/plan.ts";
 import { bindSecrets, refreshSecrets, secretsForRelease } from "../secrets/stage.ts";
 import { barrier, gate, type FleetState } from "./gate.ts";
+import { targets } from "./targets.ts";
 
 /** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
 export interface Memory {
@@ -82,7 +83,7 @@ export interface TickContext {
 export type Stage = (t: TickContext) => Promise<void | Stop>;
 
 /** One tick, as the ordered stages it runs; finish() writes the status on every exit path. */
-export const STAGES: Stage[] = [identify, readSource, choose, observe, planStage, gate, volumes, apply, repair, address];
+export const STAGES: Stage[] = [identify, readSource, choose, observe, planStage, gate, volumes, apply, repair, address, targets];
 
 export async function tick(p: Ports, mem: Memory, opts: TickOptions): Promise<TickResult> {
   const t = newContext(p, mem, opts);

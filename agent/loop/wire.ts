@@ -23,6 +23,8 @@ import { onSdkLoad } from "../cloud/sdk.ts";
 import type { Ec2 } from "../cloud/ec2.ts";
 import { desiredVolumes, volumeResource } from "../converge/volume.ts";
 import { addressResource } from "../converge/address.ts";
+import { convergeTargets, drainTargets, type TargetsContext } from "../converge/targets.ts";
+import { createElbv2, type Elbv2 } from "../cloud/elbv2.ts";
 import { peerTips, syncTags } from "../converge/tags.ts";
 import type { Trust } from "../trust/trust.ts";
 import { ProcessesAdapter } from "./processes.ts";
@@ -32,7 +34,7 @@ import { createRolloutTable } from "../cloud/dynamodb.ts";
 import { rolloutTablePort } from "./rollout-table.ts";
 import { createSecretsClient, type SecretsClient } from "../cloud/secrets.ts";
 import { Secrets } from "../secrets/keeper.ts";
-import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, ResourcePort } from "./ports.ts";
+import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, ResourcePort, TargetsPort } from "./ports.ts";
 
 export interface Wired {
   ports: Ports;
@@ -138,7 +140,21 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
       clock, log.child("rollout")),
   };
 
-  const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud, trust: opts.trust ?? null, secrets };
+  // Target groups: the ELBv2 client (and its SDK) is made at the first call, so a role bound to none never loads it.
+  const elbClients = new Map<string, Elbv2>();
+  const elbOf = (region: string) => elbClients.get(region) ?? elbClients.set(region, createElbv2({ region, endpoint: endpointFor(config.aws, "elbv2", process.env) })).get(region)!;
+  const delays = new Map<string, number>();
+  const targetsCtx = (region: string): TargetsContext => ({ elbv2: elbOf(region), store, clock, log: log.child("cloud"), delays });
+  const targets: TargetsPort = {
+    converge: (id, d, signal) => convergeTargets(targetsCtx(id.region), { ...d, instanceId: id.instanceId }, false, signal),
+    drain: async (signal) => {
+      const id = store.get().identity;
+      if (!id || !Object.keys(store.get().targets ?? {}).length) return { planned: [], conditions: [], notices: [] };
+      return drainTargets(targetsCtx(id.region), id.instanceId, signal);
+    },
+  };
+
+  const ports: Ports = { config, layout: L, store, clock, log, identity, source, releases, processes, cloud, trust: opts.trust ?? null, secrets, targets };
   return {
     ports, supervisor, front,
     goodReleases: () => listReleases(L).filter((r) => r.state === "good" || r.state === "active").map((r) => r.commit),

@@ -107,6 +107,15 @@ const VolumeBinding = z.union([
     .meta({ description: "Tags that select exactly one EBS volume in the node's availability zone.", examples: [{ Name: "db-data" }] }) }),
 ]).meta({ description: "Which EBS volume backs the role's volume here: { id: vol-... } or { tag: { Key: value } }." });
 
+const TargetGroupArn = z.string().regex(/^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup\/[A-Za-z0-9-]{1,32}\/[0-9a-f]{16}$/, {
+  message: "must be a target group ARN like arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef",
+});
+const TargetGroupBinding = z.strictObject({
+  arn: TargetGroupArn.meta({ description: "The target group's ARN (target type instance)." }),
+  port: Port.meta({ description: "The port the node is registered with (where the role's process listens), 1-65535.", examples: [8080] }),
+  drain: Duration.prefault("30s").meta({ description: "How long the node waits for the group to stop draining it before traffic is taken away." }),
+}).meta({ description: "A load balancer target group the node registers itself in once its processes are healthy." });
+
 export const RoleBinding = z.strictObject({
   addresses: z.array(z.string().regex(/^eipalloc-[0-9a-f]{8,17}$/, { message: "must be an Elastic IP allocation id like eipalloc-0a1b2c3d" }))
     .optional().meta({ description: "Elastic IP pool (allocation ids); each node of a role with `address: true` holds one." }),
@@ -115,6 +124,7 @@ export const RoleBinding = z.strictObject({
     .optional().meta({ description: "Secrets for every process of the role here: a path import, and how often to refresh." }),
   volumes: z.record(Name, VolumeBinding).optional().meta({ description: "Binds each volume the role declares to an EBS volume." }),
   commit: Commit.optional().meta({ description: "This role runs another commit (a canary)." }),
+  targetGroups: z.array(TargetGroupBinding).optional().meta({ description: "Load balancer target groups each node of the role registers in (RegisterTargets) once healthy, and leaves (draining) before traffic is taken away." }),
 });
 
 export const Manifest = z.strictObject({

@@ -60,6 +60,8 @@ export interface AgentState {
    * commit (onFailure: rollback goes back there). Dropped when the manifest pins another commit.
    */
   rollout?: { commit: string; memory: import("../fleet/types.ts").FleetMemory; from: string | null } | null;
+  /** Per target group ARN: this node's registration as it last left it (agent/converge/targets.ts). */
+  targets?: Record<string, import("../plan/targets.ts").TargetRecord>;
   /** Per commit, the versions (never the values) of the secrets its processes run with (agent/secrets/). */
   secrets?: Record<string, import("../secrets/plan.ts").Resolution>;
   /** `agent front` (agent/loop/front.ts): adopted by the next agent like a process. */

@@ -23,7 +23,7 @@ test("no agent file imports the AWS SDK statically; only cloud/sdk.ts loads it, 
   }
   expect(Object.entries(found).filter(([, i]) => i.static.length)).toEqual([]);
   expect(Object.keys(found)).toEqual(["cloud/sdk.ts"]);
-  expect(found["cloud/sdk.ts"]!.dynamic.sort()).toEqual(["@aws-sdk/client-dynamodb", "@aws-sdk/client-ec2", "@aws-sdk/client-secrets-manager", "@aws-sdk/client-ssm", "@aws-sdk/ec2-metadata-service"]);
+  expect(found["cloud/sdk.ts"]!.dynamic.sort()).toEqual(["@aws-sdk/client-dynamodb", "@aws-sdk/client-ec2", "@aws-sdk/client-elastic-load-balancing-v2", "@aws-sdk/client-secrets-manager", "@aws-sdk/client-ssm", "@aws-sdk/ec2-metadata-service"]);
 });
 
 test("the scanner tells a value import from a type-only one", () => {
