@@ -140,6 +140,32 @@ async function main() {
   const wr2 = await w2.done();
   await slow2.done();
   console.log(`agent SIGKILL + restart under load: wrk ${wr2.requests} requests, ${Math.round(wr2.rps)} req/s, failed ${wr2.non2xx + wr2.socketErrors}; /slow failed ${slow2.errors.length} of ${slow2.samples.length}`);
+  await cleanup();
+  node = null;
+  await firstDeployGap();
+}
+
+/** The first deploy onto the front of a release that listened on http.port itself: the one stop-then-bind gap. */
+async function firstDeployGap() {
+  const port = freePort();
+  const plain = `processes:\n  web:\n    run: ${BUN} app.ts\n    env: { PORT: "${port}" }\n    health: { http: /, interval: 200ms, timeout: 1s, deadline: 10s }\n    stop: { timeout: 5s }\n`;
+  node = await makeNode("front-first", plain, "1s");
+  const good = (c: string) => (s: any) => s.phase === "converged" && s.current?.commit === c && s.processes?.every((p: any) => p.commit === c && p.healthy);
+  const v0 = await node.release({ "app.ts": APP, VERSION: "0\n" }, "v0");
+  node.start();
+  await node.until("v0", good(v0.commit));
+  const s = sampler(`http://127.0.0.1:${port}/`, 2);
+  await Bun.sleep(1000);
+  await node.repo.commit({ "roles/web.yaml": plain.replace(`    env: { PORT: "${port}" }\n`, `    http: { port: ${port}, listen: 127.0.0.1, drain: 2s }\n`) }, "behind the front");
+  const v1 = await node.release({ VERSION: "1\n" }, "v1");
+  await node.until("v1", good(v1.commit));
+  await Bun.sleep(1000);
+  await s.done();
+  // The gap: from the last answer before the first failure to the first answer after the last one.
+  const ok = s.samples.filter((x) => x.ok).map((x) => x.t + x.ms).sort((a, b) => a - b);
+  let gap = 0;
+  for (let i = 1; i < ok.length; i++) gap = Math.max(gap, ok[i]! - ok[i - 1]!);
+  console.log(`first deploy onto the front (the old release held http.port): longest time without an answer ${gap.toFixed(0)} ms, failed requests ${s.errors.length} of ${s.samples.length} (connection refused while nothing listens)`);
 }
 
 main().then(cleanup, async (e) => { console.error(e); await cleanup(); process.exit(1); });

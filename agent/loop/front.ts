@@ -114,13 +114,14 @@ export class FrontKeeper {
 
   private async start(why: string | null): Promise<void> {
     if (why) { this.log.warn(why, { restarts: (this.record()?.restarts ?? 0) + 1 }); this.lastEvent = `${why} (${new Date().toISOString()})`; }
-    const { openSync, constants } = await import("node:fs");
+    const { openSync, closeSync, constants } = await import("node:fs");
     const fd = openSync(this.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o640);
     const child = Bun.spawn(frontArgv(this.stateDir), {
       stdin: "ignore", stdout: fd, stderr: fd, detached: true,   // its own process group: an agent stop leaves it running
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
     });
     child.unref();
+    closeSync(fd);   // the child has its own copy
     this.child = child;
     const prev = this.record();
     this.store.update((s) => {

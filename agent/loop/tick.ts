@@ -201,9 +201,6 @@ async function choose(t: TickContext): Promise<void> {
     t.role = await roleAt(p, mem, t.current, t.roleName);
   }
   if (!isRoot()) status.notices.push(`not running as root: setup, hooks and processes run as the agent's own user, not ${t.role.user}; volumes cannot be mounted`);
-  for (const proc of Object.values(t.role.processes)) {
-    if (proc.http) { status.notices.push("http: fronting is accepted but not acted on yet: processes with a fixed port restart stop-then-start"); break; }
-  }
 }
 
 /** 4. What runs: the current release, and a cutover recorded but never switched. */
