@@ -13,6 +13,8 @@ export interface FrontRouteState {
 
 export interface FrontState {
   pid: number;
+  /** The agent version the front was built as (a handover replaces a front of another version). */
+  version?: string;
   routes: FrontRouteState[];
   draining: { port: number; upstream: { id: string; port: number }; since: number; deadline: number; inflight: number }[];
   drained: { port: number; upstream: { id: string; port: number }; reason: string; at: number }[];

@@ -10,6 +10,8 @@ import { isSameProcess, readStat } from "../host/proc.ts";
 import type { Role } from "../manifest/schema.ts";
 import { frontSocket } from "../cli/front.ts";
 import { FrontClient, type FrontState, type TableRoute } from "../front/client.ts";
+import { handover } from "../front/handover.ts";
+import { VERSION } from "../core/version.ts";
 import type { StateStore } from "../state/store.ts";
 import type { FrontStatus } from "../status/types.ts";
 import type { ProcessSpec } from "../supervisor/index.ts";
@@ -47,9 +49,9 @@ export function upstreamId(s: Pick<ProcessSpec, "name" | "commit">): string {
 export interface FrontRecord { pid: number; startTime: number; startedAt: number; restarts: number }
 
 /** How the front is started: this program again, with `front` (compiled: the binary; from source: bun + main.ts). */
-function frontArgv(stateDir: string): string[] {
+function frontArgv(stateDir: string, socket?: string): string[] {
   const self = Bun.main.startsWith("/$bunfs") || Bun.main === process.execPath ? [process.execPath] : [process.execPath, Bun.main];
-  return [...self, "front", "--state-dir", stateDir];
+  return [...self, "front", "--state-dir", stateDir, ...(socket ? ["--socket", socket] : [])];
 }
 
 export class FrontKeeper {
@@ -108,20 +110,55 @@ export class FrontKeeper {
   /** Start or adopt the front and wait for its control socket; then watch it (restart within a second). */
   async up(): Promise<void> {
     if (!this.running()) await this.start(this.record() ? "the front is not running; starting it" : null);
-    else if (!this.timer) this.log.info("adopted the front", { pid: this.record()!.pid });
+    else if (!this.timer) {
+      this.log.info("adopted the front", { pid: this.record()!.pid });
+      await this.upgrade();
+    }
     this.watch();
   }
 
-  private async start(why: string | null): Promise<void> {
-    if (why) { this.log.warn(why, { restarts: (this.record()?.restarts ?? 0) + 1 }); this.lastEvent = `${why} (${new Date().toISOString()})`; }
+  /**
+   * An adopted front of another version (the agent was upgraded) is replaced by one from this
+   * binary as a handover (agent/front/handover.ts): the new one listens beside it (SO_REUSEPORT)
+   * before the old one stops accepting, so no connection is refused. A failed handover keeps the
+   * old front serving (the new one is stopped) and is tried again on the next agent start.
+   */
+  private async upgrade(): Promise<void> {
+    const st = await this.client.state().catch(() => null);
+    const running = st?.version;
+    if (!st || !running || running === VERSION) return;
+    this.log.info("upgrading the front: it runs another agent version", { pid: st.pid, from: running, to: VERSION });
+    let spawned: ReturnType<typeof Bun.spawn> | null = null;
+    try {
+      const r = await handover({ socket: frontSocket(this.stateDir), spawn: async (socket) => (spawned = await this.spawnFront(socket)).pid });
+      const prev = this.record();
+      this.store.update((s) => {
+        s.front = { pid: r.pid, startTime: readStat(r.pid)?.startTime ?? 0, startedAt: Date.now(), restarts: prev?.restarts ?? 0 };
+      });
+      this.lastEvent = `upgraded from ${running} to ${VERSION} without a refused connection (tcp_migrate_req ${r.migrateReq}; ${new Date().toISOString()})`;
+      this.log.info("upgraded the front", { pid: r.pid, old: r.oldPid, from: running, to: VERSION, migrateReq: r.migrateReq });
+    } catch (e) {
+      try { (spawned as ReturnType<typeof Bun.spawn> | null)?.kill("SIGTERM"); } catch { /* gone */ }
+      this.log.warn("could not upgrade the front; the running one keeps serving", { error: errorMessage(e), version: running });
+    }
+  }
+
+  /** `agent front` from this binary, detached (its own process group), output to the front's log. */
+  private async spawnFront(socket?: string): Promise<ReturnType<typeof Bun.spawn>> {
     const { openSync, closeSync, constants } = await import("node:fs");
     const fd = openSync(this.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o640);
-    const child = Bun.spawn(frontArgv(this.stateDir), {
+    const child = Bun.spawn(frontArgv(this.stateDir, socket), {
       stdin: "ignore", stdout: fd, stderr: fd, detached: true,   // its own process group: an agent stop leaves it running
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
     });
     child.unref();
     closeSync(fd);   // the child has its own copy
+    return child;
+  }
+
+  private async start(why: string | null): Promise<void> {
+    if (why) { this.log.warn(why, { restarts: (this.record()?.restarts ?? 0) + 1 }); this.lastEvent = `${why} (${new Date().toISOString()})`; }
+    const child = await this.spawnFront();
     this.child = child;
     const prev = this.record();
     this.store.update((s) => {

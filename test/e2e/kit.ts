@@ -65,7 +65,8 @@ export interface Kit {
   proxy: GitProxy | null;
   /** Commit app files, then a manifest pinning that commit (plus `manifestExtra`); returns the app commit. */
   release(files: Record<string, string | null>, message: string, manifestExtra?: string): Promise<string>;
-  agent(args: string[], opts?: { timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Runs dist/agent (or `opts.argv`, e.g. the agent from source: [bun, agent/main.ts]) with the kit's config. */
+  agent(args: string[], opts?: { timeoutMs?: number; argv?: string[] }): Promise<{ code: number; stdout: string; stderr: string }>;
   status(): any;
   stop(): Promise<void>;
 }
@@ -107,7 +108,7 @@ export async function makeKit(name: string, roleText = role(), kitOpts: KitOptio
     async agent(args, opts = {}) {
       const env: Record<string, string | undefined> = { ...process.env, AGENT_CONFIG: config, NO_COLOR: "1", ...kitOpts.env };
       for (const [key, v] of Object.entries(env)) if (v === undefined) delete env[key];
-      const p = Bun.spawn([AGENT, ...args], { env: env as Record<string, string>, stdout: "pipe", stderr: "pipe" });
+      const p = Bun.spawn([...(opts.argv ?? [AGENT]), ...args], { env: env as Record<string, string>, stdout: "pipe", stderr: "pipe" });
       const timer = setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
       const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
       clearTimeout(timer);
