@@ -25,6 +25,8 @@ Example:
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  // Hidden: the daemon's git operations, one per short-lived child (agent/source/child.ts).
+  if (name === "_source") return (await import("./source/child.ts")).serveSource();
   const COMMANDS = await commands(name);
   if (!name || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(usage(COMMANDS));
