@@ -31,6 +31,8 @@ export class RemoteSource {
   private protocol: 1 | 2 | null = null;
   /** Children started (for tests and the bench). */
   children = 0;
+  /** The largest peak RSS of a child so far, in MB. */
+  peakRssMB = 0;
 
   constructor(private readonly o: ChildOptions & { log: Logger }) {}
 
@@ -88,7 +90,11 @@ export class RemoteSource {
     const kill = () => proc.kill("SIGKILL");
     signal?.addEventListener("abort", kill, { once: true });
     try {
+      const started = Date.now();
       const [text, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+      // The child's peak is the release's peak (the daemon's own stays at its idle size).
+      this.peakRssMB = Math.max(this.peakRssMB, Math.round((proc.resourceUsage()?.maxRSS ?? 0) / 1048576));
+      log.debug("git child done", { method, code, ms: Date.now() - started, maxRssMB: Math.round((proc.resourceUsage()?.maxRSS ?? 0) / 1048576) });
       signal?.throwIfAborted();
       let answer: ChildAnswer;
       try { answer = JSON.parse(text) as ChildAnswer; } catch {
