@@ -20,9 +20,11 @@ export const selfCommand = (): string[] => isCompiled()
   ? [process.execPath] : [process.execPath, fileURLToPath(new URL("../main.ts", import.meta.url))];
 
 const MEMO = 64;
-const live = new Set<{ kill(sig?: number | NodeJS.Signals): void }>();
+const live = new Set<{ pid: number; kill(sig?: number | NodeJS.Signals): void }>();
 // A stop leaves nothing behind: a child still fetching dies with the daemon.
 process.once("exit", () => { for (const c of live) c.kill("SIGKILL"); });
+/** Pids of the git children running now (tests: a cancelled or stopped one is gone). */
+export const runningChildren = (): number[] => [...live].map((c) => c.pid);
 
 export class RemoteSource {
   private readonly memo = new Map<string, unknown>();

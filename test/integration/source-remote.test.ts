@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentError } from "../../agent/core/errors.ts";
 import { memoryLogger } from "../../agent/core/log.ts";
-import { RemoteSource } from "../../agent/source/remote.ts";
+import { RemoteSource, runningChildren } from "../../agent/source/remote.ts";
 import { layout } from "../../agent/state/layout.ts";
 import { makeRepo, type TestRepo } from "../fixtures/repo.ts";
 import { startGitServer, type GitServer } from "../servers/git.ts";
@@ -63,9 +63,15 @@ test("a cancelled checkout kills its child and leaves no release behind", async 
   await src.ensureCommit(appCommit);
   const l = layout(join(dir, "cancel"));
   const ac = new AbortController();
+  const started = src.children;
   const p = src.checkout(appCommit, l, {}, ac.signal).catch((e) => e);
+  while (src.children === started) await Bun.sleep(5);   // the child is running
+  const [pid] = runningChildren();
+  expect(pid).toBeNumber();
   ac.abort();
   expect(await p).toBeInstanceOf(Error);
+  expect(runningChildren()).toEqual([]);
+  expect(() => process.kill(pid!, 0)).toThrow();   // gone, not left behind
   expect(existsSync(l.release(appCommit))).toBe(false);
   expect(existsSync(l.releases) ? readdirSync(l.releases).filter((f) => !f.startsWith(".")) : []).toEqual([]);
 });
