@@ -101,7 +101,7 @@ async function cleanup(): Promise<void> {
   if (process.exitCode) console.error(`bench-fleet-nodes: the agents' logs are in ${LOGS}`);
   else rmSync(LOGS, { recursive: true, force: true });
 }
-process.on("SIGINT", () => { void cleanup().then(() => process.exit(130)); });
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => { void cleanup().then(() => process.exit(130)); });
 
 async function main(): Promise<void> {
   ec2 = await startEc2({ dataDir: join(tmpdir(), `bench-fleet-nodes-ebs-${process.pid}`), byIdDir: join(tmpdir(), `bench-fleet-nodes-by-id-${process.pid}`), loopDevices: false });
