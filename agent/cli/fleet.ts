@@ -4,6 +4,7 @@ import { createEc2 } from "../cloud/ec2.ts";
 import { endpointFor } from "../cloud/endpoints.ts";
 import { AgentError } from "../core/errors.ts";
 import { fleetView, type FleetView } from "../fleet/view.ts";
+import { cautionText } from "../fleet/version.ts";
 import { pinnedCommit } from "../plan/release.ts";
 import { layout } from "../state/layout.ts";
 import { StateStore } from "../state/store.ts";
@@ -34,10 +35,13 @@ export function renderFleet(v: FleetView): string {
       : r.state === "halted" ? `halted by ${r.haltedBy.join(", ")} (agent:failed=${short(r.commit)}) in wave ${r.wave} of ${r.of}`
         : `wave ${r.wave} of ${r.of}: waiting, ${r.onCommit} of ${r.nodes.length} on ${short(r.commit)}`;
     out.push("", `${r.role}  ${where}`);
-    const rows = [["INSTANCE", "ZONE", "WAVE", "COMMIT", "STATE", "SINCE", "FAILED"],
-      ...r.nodes.map((n) => [n.instance, n.zone ?? "-", String(n.wave), short(n.commit), n.state ?? "-", n.since ?? "-", short(n.failed)])];
+    const rows = [["INSTANCE", "ZONE", "WAVE", "COMMIT", "STATE", "SINCE", "FAILED", "AGENT"],
+      ...r.nodes.map((n) => [n.instance, n.zone ?? "-", String(n.wave), short(n.commit), n.state ?? "-", n.since ?? "-", short(n.failed),
+        (n.version ?? "-") + (n.caution ? " !" : "")])];
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
     for (const row of rows) out.push("  " + row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+    if (r.cautions.length) out.push(`  ! ${r.cautions.length} of ${r.nodes.length} may deploy out of turn:`);
+    for (const n of r.nodes) if (n.caution) out.push(`    ${n.instance}: ${cautionText(n.caution, n.version, v.minVersion)}`);
   }
   return out.join("\n") + "\n";
 }

@@ -24,7 +24,8 @@ problem); 69 when neither the daemon nor status.json is available.
 Options:
       --json           print the status as JSON (with "source", "ageMs" and "problems")
       --fleet          the environment's rollout instead: per role its wave and state, per node
-                       its wave, commit, state, since and failed commit (one DescribeInstances)
+                       its wave, commit, state, since, failed commit and agent version, with a !
+                       on agents that may deploy out of turn (one DescribeInstances)
 ${CONFIG_HELP}
       --state-dir DIR  read the socket and status.json here instead of the config's stateDir
       --timeout DUR    how long to wait for the daemon (default 2s)

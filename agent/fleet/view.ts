@@ -3,6 +3,7 @@
 // read cannot time a bake (that is each reader's own clock): a role's wave is how far the peers'
 // tags say it got.
 import { rankOrder, waveOf, waveSizes } from "./rank.ts";
+import { agentCaution, ROLLOUT_MIN_VERSION, type AgentCaution } from "./version.ts";
 
 export interface FleetPeer { id: string; state: string; zone?: string | null; role: string | null; tags: Record<string, string> }
 
@@ -11,6 +12,8 @@ export interface FleetNodeView {
   /** 1-based wave of this node in the role's order for the pinned commit. */
   wave: number;
   commit: string | null; state: string | null; since: string | null; failed: string | null; version: string | null;
+  /** Why this node's agent may not follow the rollout (agent/fleet/version.ts); null when it does. */
+  caution: AgentCaution | null;
 }
 
 export interface FleetRoleView {
@@ -24,9 +27,15 @@ export interface FleetRoleView {
   onCommit: number;
   nodes: FleetNodeView[];
   haltedBy: string[];
+  /** Nodes with a `caution`, in rank order: their agents may deploy out of turn. */
+  cautions: string[];
 }
 
-export interface FleetView { environment: string; roles: FleetRoleView[] }
+export interface FleetView {
+  environment: string; roles: FleetRoleView[];
+  /** The first agent version that follows `rollout:` waves (what `caution: "older"` is measured against). */
+  minVersion: string;
+}
 
 const LIVE = new Set(["pending", "running"]);
 
@@ -57,13 +66,15 @@ export function fleetView(input: {
       const t = byId.get(id)!.tags;
       return { instance: id, zone: byId.get(id)!.zone ?? null, role, wave: waveOf(sizes, rank) + 1,
         commit: t["agent:commit"] ?? null, state: t["agent:state"] ?? null, since: t["agent:since"] ?? null,
-        failed: t["agent:failed"] ?? null, version: t["agent:version"] ?? null };
+        failed: t["agent:failed"] ?? null, version: t["agent:version"] ?? null,
+        caution: agentCaution(t["agent:version"] ?? null, input.waves !== null) };
     });
     const onCommit = nodes.filter((n) => n.commit === C && n.state === "converged").length;
     const failed = nodes.filter((n) => n.failed === C).map((n) => n.instance);
     const k = sizes.findIndex((s) => onCommit < s);
     const state = failed.length >= input.maxFailures ? "halted" : k < 0 ? "done" : "rolling";
-    return { role, commit: C, wave: k < 0 ? sizes.length : k + 1, of: sizes.length, state, onCommit, nodes, haltedBy: state === "halted" ? failed : [] };
+    return { role, commit: C, wave: k < 0 ? sizes.length : k + 1, of: sizes.length, state, onCommit, nodes, haltedBy: state === "halted" ? failed : [],
+      cautions: nodes.filter((n) => n.caution).map((n) => n.instance) };
   });
-  return { environment: input.environment, roles };
+  return { environment: input.environment, roles, minVersion: ROLLOUT_MIN_VERSION };
 }
