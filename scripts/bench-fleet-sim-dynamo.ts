@@ -4,38 +4,36 @@
 // is one strongly consistent Query of the role's partition (1 MB a page, 1 RRU per 4 KB of the
 // page, rounded up), a write is 1 WRU per 1 KB item. Pure arithmetic on the run's counts.
 
+import { ITEM_BYTES, PARTITION_RRU_PER_SEC, QUERY_PAGE_BYTES, queryIntervalMs, READ_BUDGET_RRU_PER_SEC, rruPerRead } from "../agent/fleet/budget.ts";
+
 export interface DynamoRun { nodes: number; durationMs: number | null; ddbReads: number; ranC: number; maxInFlight: number; deployMs: number; pollMs: number }
 
 /** On-demand prices, us-east-1 (per million request units). */
 export const PRICE = { readPerMillion: 0.125, writePerMillion: 0.625 };
-const ITEM_BYTES = 160;          // a node record: key (~30 B) + commit (40) + state, since, failed, agentVersion
-const PAGE_BYTES = 1 << 20;
 
 export interface DynamoCost { queryPages: number; rru: number; wru: number; heartbeats: number; readsPerSec: number; rruPerSec: number; usd: number; leaseDelayMs: number }
 
-/** What one partition key serves at most (DynamoDB's per-partition limit); every record of a role shares one key. */
-export const PARTITION_RRU_PER_SEC = 3000;
 
 /** The request units of one run; `leaseMs` for the heartbeat count (every lease/3 while deploying) and a crashed holder's delay. */
 export function dynamoCost(run: DynamoRun, leaseMs: number): DynamoCost {
   const bytes = run.nodes * ITEM_BYTES;
-  const pagesPerRead = Math.max(1, Math.ceil(bytes / PAGE_BYTES));
-  const rruPerRead = Math.ceil(Math.min(bytes, PAGE_BYTES) / 4096) * (pagesPerRead - 1) + Math.ceil((bytes - (pagesPerRead - 1) * PAGE_BYTES) / 4096);
+  const pagesPerRead = Math.max(1, Math.ceil(bytes / QUERY_PAGE_BYTES));
+  const rru1 = rruPerRead(run.nodes);
   const heartbeats = run.ranC * Math.floor(run.deployMs / (leaseMs / 3));
   // per node that moves: take the slot, publish deploying, heartbeats, publish converged, release.
   const wru = run.ranC * 4 + heartbeats;
-  const rru = run.ddbReads * rruPerRead;
+  const rru = run.ddbReads * rru1;
   const readsPerSec = run.durationMs ? run.ddbReads / (run.durationMs / 1000) : 0;
-  return { queryPages: run.ddbReads * pagesPerRead, rru, wru, heartbeats, readsPerSec, rruPerSec: readsPerSec * rruPerRead,
+  return { queryPages: run.ddbReads * pagesPerRead, rru, wru, heartbeats, readsPerSec, rruPerSec: readsPerSec * rru1,
     usd: (rru * PRICE.readPerMillion + wru * PRICE.writePerMillion) / 1e6,
     // a holder that dies mid-deploy keeps its slot until its version has not moved for a lease (waiter's clock) plus one read interval
-    leaseDelayMs: leaseMs + run.pollMs };
+    leaseDelayMs: leaseMs + queryIntervalMs(run.pollMs, run.nodes, 0) };
 }
 
 export function dynamoTable(rows: { name: string; run: DynamoRun }[], leaseMs: number): string[] {
   const out = [
     `DynamoDB store (on-demand, strongly consistent Query; lease ${leaseMs / 1000}s, heartbeat every ${leaseMs / 3000}s while deploying; $${PRICE.readPerMillion}/M RRU, $${PRICE.writePerMillion}/M WRU)`,
-    "| scenario | nodes | maxInFlight | rollout (min) | Query calls | pages | reads/s | RRU/s (partition limit " + PARTITION_RRU_PER_SEC + ") | RRU | WRU (heartbeats) | cost ($) | a crashed holder delays its slot by |",
+    "| scenario | nodes | maxInFlight | rollout (min) | Query calls | pages | reads/s | RRU/s (partition limit " + PARTITION_RRU_PER_SEC + ", budget " + READ_BUDGET_RRU_PER_SEC + ") | RRU | WRU (heartbeats) | cost ($) | a crashed holder delays its slot by |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const { name, run } of rows) {

@@ -8,7 +8,7 @@
 // Both run the same schedule; the table shows they agree where both run.
 import { planFleet } from "../agent/fleet/plan.ts";
 import { rankOrder, waveOf, waveSizes } from "../agent/fleet/rank.ts";
-import { describeIntervalMs, pagesPerRead } from "../agent/fleet/budget.ts";
+import { describeIntervalMs, pagesPerRead, queryIntervalMs } from "../agent/fleet/budget.ts";
 import { emptyMemory, type FleetMemory, type Peer, type RolloutSettings } from "../agent/fleet/types.ts";
 import { dynamoTable, type DynamoRun } from "./bench-fleet-sim-dynamo.ts";
 
@@ -98,7 +98,7 @@ export function simulate(sc: Scenario): Result {
   const ddb = sc.store === "dynamodb";
   const stale = ddb ? 0 : sc.staleMs;                               // DynamoDB: strongly consistent reads
   const pages = pagesPerRead(n);
-  const interval = () => ddb ? Math.round(sc.pollMs * (1 + random() * 0.5)) : describeIntervalMs(sc.pollMs, n, random(), sc.countPages ? pages : 1);
+  const interval = () => ddb ? queryIntervalMs(sc.pollMs, n, random()) : describeIntervalMs(sc.pollMs, n, random(), sc.countPages ? pages : 1);
   const describeBucket = new Bucket(100, Math.max(0.1, 20 - sc.otherDescribePerSec));
   const tagBucket = new Bucket(100, 10);
   const q = new Queue();
@@ -234,7 +234,7 @@ for (const sc of scenarios) {
   const r = simulate(sc);
   if (sc.store === "dynamodb") dynamoRuns.push({ name: sc.name, run: { nodes: sc.nodes, durationMs: r.durationMs, ddbReads: r.ddbReads, ranC: r.ranC, maxInFlight: sc.maxInFlight, deployMs: sc.deployMs, pollMs: sc.pollMs } });
   const took = ((performance.now() - t0) / 1000).toFixed(1);
-  const every = sc.store === "dynamodb" ? `${sc.pollMs / S}s (table)` : `${(describeIntervalMs(sc.pollMs, sc.nodes, 0, sc.countPages ? pagesPerRead(sc.nodes) : 1) / S).toFixed(0)}s`;
+  const every = sc.store === "dynamodb" ? `${(queryIntervalMs(sc.pollMs, sc.nodes, 0) / S).toFixed(0)}s (table)` : `${(describeIntervalMs(sc.pollMs, sc.nodes, 0, sc.countPages ? pagesPerRead(sc.nodes) : 1) / S).toFixed(0)}s`;
   console.log(`| ${sc.name} | ${sc.nodes} | ${every} | ${min(r.durationMs)} | ${r.waveDoneMs.map(min).join(" / ")} | ${r.describe} | ${r.describePeak.toFixed(1)} | ${r.throttled} | ${r.createTags} | ${r.createTagsPeak.toFixed(1)} | ${r.ddbReads} | ${r.ranC} | ${r.halted} | ${took} |`);
 }
 console.log("");

@@ -3,7 +3,7 @@
 // Preparing early is allowed; the cutover waits, and is asked again right before it happens (the
 // barrier). Peers are read at most once per describeIntervalMs, never on an idle tick. docs/fleet.md.
 import { toAgentError } from "../core/errors.ts";
-import { backoffMs, describeIntervalMs } from "../fleet/budget.ts";
+import { backoffMs, describeIntervalMs, queryIntervalMs } from "../fleet/budget.ts";
 import { planFleet } from "../fleet/plan.ts";
 import { emptyMemory, ROLLOUT_DEFAULTS, type FleetMemory, type FleetPlan, type Peer, type RolloutSettings } from "../fleet/types.ts";
 import { pinnedCommit } from "../plan/release.ts";
@@ -94,7 +94,7 @@ function stateFor(t: TickContext, C: string): FleetState {
   const now = t.p.clock.now();
   if (t.mem.fleet?.commit === C) return t.mem.fleet;
   // The first read after a new pin comes at a random point of the first interval, not at once.
-  const first = describeIntervalMs(t.manifest.poll, t.mem.fleet?.nodes ?? 1, 0) * t.p.clock.random();
+  const first = (t.manifest.rollout?.store === "dynamodb" ? queryIntervalMs : describeIntervalMs)(t.manifest.poll, t.mem.fleet?.nodes ?? 1, 0) * t.p.clock.random();
   // An agent restarted mid-rollout carries on with what it saw (bakes, deadlines, the rollback target).
   const saved = t.p.store.get().rollout;
   const kept = saved?.commit === C && saved.memory?.commit === C ? saved : null;
@@ -108,8 +108,8 @@ function stateFor(t: TickContext, C: string): FleetState {
 async function read(t: TickContext, fleet: FleetState, rollout: RolloutSettings, C: string): Promise<void> {
   const { p } = t;
   const dynamo = rollout.store === "dynamodb";
-  // The table has no account-wide bucket to share: read every poll (jittered); tags: the Describe budget.
-  const interval = () => dynamo ? Math.round(t.manifest.poll * (1 + p.clock.random() * 0.5)) : describeIntervalMs(t.manifest.poll, fleet.nodes, p.clock.random());
+  // DynamoDB: the role's partition's read budget (fleet.nodes = the role's records); tags: the account's Describe budget.
+  const interval = () => (dynamo ? queryIntervalMs : describeIntervalMs)(t.manifest.poll, fleet.nodes, p.clock.random());
   let found;
   try {
     found = dynamo ? await p.cloud!.rolloutTable!.peers(t.identity) : await p.cloud!.peers!(t.identity);
