@@ -37,7 +37,7 @@ interface Scenario {
 
 interface Result {
   durationMs: number | null; waveDoneMs: number[]; describe: number; describePeak: number; throttled: number;
-  createTags: number; createTagsPeak: number; ddbReads: number; ranC: number; halted: number; intervalMs: number;
+  createTags: number; createTagsPeak: number; ddbReads: number; ddbPeak: number; ranC: number; halted: number; intervalMs: number;
 }
 
 function rng(seed: number): () => number {
@@ -102,8 +102,8 @@ export function simulate(sc: Scenario): Result {
   const describeBucket = new Bucket(100, Math.max(0.1, 20 - sc.otherDescribePerSec));
   const tagBucket = new Bucket(100, 10);
   const q = new Queue();
-  const r: Result = { durationMs: null, waveDoneMs: [], describe: 0, describePeak: 0, throttled: 0, createTags: 0, createTagsPeak: 0, ddbReads: 0, ranC: 0, halted: 0, intervalMs: interval() };
-  const perWindow = { d: new Map<number, number>(), c: new Map<number, number>() };
+  const r: Result = { durationMs: null, waveDoneMs: [], describe: 0, describePeak: 0, throttled: 0, createTags: 0, createTagsPeak: 0, ddbReads: 0, ddbPeak: 0, ranC: 0, halted: 0, intervalMs: interval() };
+  const perWindow = { d: new Map<number, number>(), c: new Map<number, number>(), q: new Map<number, number>() };
   const bump = (m: Map<number, number>, t: number) => m.set(Math.floor(t / 10_000), (m.get(Math.floor(t / 10_000)) ?? 0) + 1);
 
   // What each node is, and what others can see of it (tag write time + staleness).
@@ -160,7 +160,7 @@ export function simulate(sc: Scenario): Result {
     if (t > HORIZON) break;
     if (kind === 0) {
       if (stopped[i] || !Number.isNaN(moved[i]!)) continue;
-      if (ddb) r.ddbReads++;
+      if (ddb) { r.ddbReads++; bump(perWindow.q, t); }
       else {
         let got = 0;
         while (got < pages && describeBucket.take(t)) { got++; r.describe++; bump(perWindow.d, t); }
@@ -197,6 +197,7 @@ export function simulate(sc: Scenario): Result {
   // sorted inserts: events pop in time order and staleness is constant, so the arrays stay sorted
   r.describePeak = Math.max(0, ...perWindow.d.values()) / 10;
   r.createTagsPeak = Math.max(0, ...perWindow.c.values()) / 10;
+  r.ddbPeak = Math.max(0, ...perWindow.q.values()) / 10;
   return r;
 }
 
@@ -232,7 +233,7 @@ const dynamoRuns: { name: string; run: DynamoRun }[] = [];
 for (const sc of scenarios) {
   const t0 = performance.now();
   const r = simulate(sc);
-  if (sc.store === "dynamodb") dynamoRuns.push({ name: sc.name, run: { nodes: sc.nodes, durationMs: r.durationMs, ddbReads: r.ddbReads, ranC: r.ranC, maxInFlight: sc.maxInFlight, deployMs: sc.deployMs, pollMs: sc.pollMs } });
+  if (sc.store === "dynamodb") dynamoRuns.push({ name: sc.name, run: { nodes: sc.nodes, durationMs: r.durationMs, ddbReads: r.ddbReads, peakReadsPerSec: r.ddbPeak, ranC: r.ranC, maxInFlight: sc.maxInFlight, deployMs: sc.deployMs, pollMs: sc.pollMs } });
   const took = ((performance.now() - t0) / 1000).toFixed(1);
   const every = sc.store === "dynamodb" ? `${(queryIntervalMs(sc.pollMs, sc.nodes, 0) / S).toFixed(0)}s (table)` : `${(describeIntervalMs(sc.pollMs, sc.nodes, 0, sc.countPages ? pagesPerRead(sc.nodes) : 1) / S).toFixed(0)}s`;
   console.log(`| ${sc.name} | ${sc.nodes} | ${every} | ${min(r.durationMs)} | ${r.waveDoneMs.map(min).join(" / ")} | ${r.describe} | ${r.describePeak.toFixed(1)} | ${r.throttled} | ${r.createTags} | ${r.createTagsPeak.toFixed(1)} | ${r.ddbReads} | ${r.ranC} | ${r.halted} | ${took} |`);

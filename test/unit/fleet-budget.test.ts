@@ -1,7 +1,7 @@
 // The EC2 budget of a rollout as arithmetic: one DescribeInstances per max(poll, N/5 s), jittered
 // longer, never shorter, so N nodes stay under 5 calls/s of the Describe bucket's 20/s refill.
 import { describe, expect, test } from "bun:test";
-import { backoffMs, describeIntervalMs, pagesPerRead } from "../../agent/fleet/budget.ts";
+import { backoffMs, describeIntervalMs, ITEM_BYTES, pagesPerRead, PARTITION_RRU_PER_SEC, queryIntervalMs, READ_BUDGET_RRU_PER_SEC, rruPerRead } from "../../agent/fleet/budget.ts";
 import { waveSizes, waveOf, hash53 } from "../../agent/fleet/rank.ts";
 
 describe("describeIntervalMs", () => {
@@ -38,6 +38,43 @@ describe("describeIntervalMs", () => {
   });
   test("backoff doubles and stops at 10× the interval", () => {
     expect([0, 1, 2, 3, 4, 5].map((a) => backoffMs(1000, a, 0))).toEqual([1000, 2000, 4000, 8000, 10_000, 10_000]);
+  });
+});
+
+describe("queryIntervalMs (store: dynamodb, one partition per role)", () => {
+  test("rruPerRead: ceil(records × 160 B / 4 KB) per 1 MB page", () => {
+    expect(ITEM_BYTES).toBe(160);
+    expect([0, 1, 25, 26, 1000, 6553, 6554, 10_000].map(rruPerRead)).toEqual([1, 1, 1, 2, 40, 256, 257, 391]);
+  });
+  const cases: [poll: number, nodes: number, jitter: number, want: number][] = [
+    [30_000, 1, 0, 30_000],
+    [30_000, 0, 0, 30_000],
+    [30_000, 100, 0, 30_000],          // 100 × 4 RRU / 1500 = 0.27 s: every poll
+    [30_000, 1000, 0, 30_000],         // 1000 × 40 / 1500 = 26.7 s: still every poll
+    [30_000, 2000, 0, 105_334],        // 2000 × 79 / 1500 = 105.33 s
+    [30_000, 10_000, 0, 2_606_667],    // 10,000 × 391 / 1500 = 2606.67 s (43 min)
+    [30_000, 10_000, 0.5, 3_258_334],  // jitter lengthens, up to 1.5×
+    [30_000, 10_000, 1, 3_909_999],    // clamped below 1
+    [30_000, 10_000, -2, 2_606_667],
+    [30_000, 100, 0.5, 37_500],
+  ];
+  for (const [poll, nodes, jitter, want] of cases) {
+    test(`poll ${poll} ms, ${nodes} nodes, jitter ${jitter} -> ${want} ms`, () => {
+      expect(queryIntervalMs(poll, nodes, jitter)).toBe(want);
+    });
+  }
+  test("the budget is half the partition's 3,000 RRU/s", () => {
+    expect(READ_BUDGET_RRU_PER_SEC).toBe(PARTITION_RRU_PER_SEC / 2);
+  });
+  test("N nodes at their shortest interval ask for at most the budget, for any N", () => {
+    for (const n of [1, 10, 100, 999, 1000, 1100, 1500, 2000, 4096, 6553, 6554, 10_000, 25_000, 50_000]) {
+      const rruPerSec = (n / (queryIntervalMs(1000, n, 0) / 1000)) * rruPerRead(n);
+      expect(rruPerSec).toBeLessThanOrEqual(READ_BUDGET_RRU_PER_SEC);
+      expect((n / (queryIntervalMs(1000, n, 0, 3000) / 1000)) * rruPerRead(n)).toBeLessThanOrEqual(PARTITION_RRU_PER_SEC);
+    }
+  });
+  test("reading every poll, as before, is over the partition's limit at 10,000 nodes", () => {
+    expect((10_000 / 30) * rruPerRead(10_000)).toBeGreaterThan(PARTITION_RRU_PER_SEC * 40);
   });
 });
 
