@@ -109,7 +109,7 @@ export class FrontKeeper {
 
   /** Start or adopt the front and wait for its control socket; then watch it (restart within a second). */
   async up(): Promise<void> {
-    if (!this.running()) await this.start(this.record() ? "the front is not running; starting it" : null);
+    if (!this.running()) await this.start(this.record() ? "the front exited; restarting it" : null);
     else if (!this.timer) {
       this.log.info("adopted the front", { pid: this.record()!.pid });
       await this.upgrade();
