@@ -4,18 +4,12 @@
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AGENT, BUN, ROOT, alive, get, makeKit, until, type Kit } from "./kit.ts";
+import { AGENT, BUN, ROOT, alive, get, makeKit, until, type Kit, freePort, stateJson } from "./kit.ts";
 
 const kits: Kit[] = [];
 afterAll(async () => { for (const k of kits) await k.stop(); });
 
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-const state = (k: Kit) => JSON.parse(readFileSync(join(k.state, "state.json"), "utf8"));
+const state = stateJson;
 const frontState = async (k: Kit) =>
   (await fetch("http://front/v1/state", { unix: join(k.state, "front.sock") } as RequestInit)).json() as Promise<{ pid: number; version: string }>;
 

@@ -222,3 +222,14 @@ export async function until<T>(what: string, ok: () => T | null, ms = 30_000, ev
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/** A loopback port free right now (for a public http.port or a metrics listener in a test). */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+/** The node's state.json, parsed. */
+export const stateJson = (k: Kit): any => JSON.parse(readFileSync(join(k.state, "state.json"), "utf8"));
