@@ -9,17 +9,16 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import type { Subprocess } from "bun";
 import { startEc2, type Ec2Server } from "../servers/ec2.ts";
 import { EC2_LIMITS } from "../servers/ec2-limits.ts";
-import { startImds, type ImdsServer } from "../servers/imds.ts";
+import { startImds } from "../servers/imds.ts";
+import { envOf, NO_KEYS, statusOf, type FleetNode } from "./fleet-node.ts";
 import { rankOrder } from "../../agent/fleet/rank.ts";
 import { AGENT, BUN, makeKit, stopApps, until, type Kit } from "./kit.ts";
 
 const IDS = ["i-0fa17000000000a1", "i-0fa17000000000b2", "i-0fa17000000000c3", "i-0fa17000000000d4"];
 const TAGS = { Role: "web", Environment: "staging" };
 const ROLLOUT = "rollout: { waves: [1, 100%], bake: 2s }\n";
-const NO_KEYS = { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined };
 const RAN = join(tmpdir(), `fleet-faults-ran-${process.pid}.log`);
 // With a file `slow` in its release the app waits 1 s before it listens: a deploy long enough to be caught.
 const APP = `
@@ -39,17 +38,11 @@ processes:
     stop: { timeout: 3s }
 `;
 
-interface Node { id: string; imds: ImdsServer; state: string; config: string; daemon: Subprocess | null }
+type Node = FleetNode;
 let k: Kit, ec2: Ec2Server;
 const nodes: Node[] = [];
 
-const envOf = (n: Node) => {
-  const env: Record<string, string | undefined> = { ...process.env, AGENT_CONFIG: n.config, NO_COLOR: "1", ...NO_KEYS };
-  for (const [key, v] of Object.entries(env)) if (v === undefined) delete env[key];
-  return env as Record<string, string>;
-};
 const start = (n: Node) => { n.daemon = Bun.spawn([AGENT, "run"], { env: envOf(n), stdout: "ignore", stderr: "ignore" }); };
-const statusOf = (n: Node): any => { try { return JSON.parse(readFileSync(join(n.state, "status.json"), "utf8")); } catch { return null; } };
 const tagsOf = (n: Node) => ec2.instances.get(n.id)!.tags;
 const live = () => nodes.filter((n) => (ec2.instances.get(n.id)!.state ?? "running") === "running");
 const on = (n: Node, c: string) => tagsOf(n)["agent:commit"] === c && tagsOf(n)["agent:state"] === "converged";

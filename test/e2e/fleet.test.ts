@@ -7,27 +7,20 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import type { Subprocess } from "bun";
 import { startEc2, type Ec2Server } from "../servers/ec2.ts";
-import { startImds, type ImdsServer } from "../servers/imds.ts";
+import { startImds } from "../servers/imds.ts";
+import { envOf, NO_KEYS, statusOf, type FleetNode } from "./fleet-node.ts";
 import { rankOrder } from "../../agent/fleet/rank.ts";
 import { AGENT, APP, makeKit, role, stopApps, until, type Kit } from "./kit.ts";
 
 const IDS = ["i-0f1ee7000000000a1", "i-0f1ee7000000000b2", "i-0f1ee7000000000c3"];
 const TAGS = { Role: "web", Environment: "staging" };
 const ROLLOUT = "rollout: { waves: [1, 100%], bake: 2s }\n";
-const NO_KEYS = { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined };
 
-interface Node { id: string; imds: ImdsServer; state: string; config: string; daemon: Subprocess | null }
+type Node = FleetNode;
 let k: Kit, ec2: Ec2Server;
 const nodes: Node[] = [];
 
-const envOf = (n: Node) => {
-  const env: Record<string, string | undefined> = { ...process.env, AGENT_CONFIG: n.config, NO_COLOR: "1", ...NO_KEYS };
-  for (const [key, v] of Object.entries(env)) if (v === undefined) delete env[key];
-  return env as Record<string, string>;
-};
-const statusOf = (n: Node): any => { try { return JSON.parse(readFileSync(join(n.state, "status.json"), "utf8")); } catch { return null; } };
 const tagsOf = (n: Node) => ec2.instances.get(n.id)!.tags;
 // health deadline 2s: no longer than the bake (agent validate refuses a bake shorter than a health deadline)
 const ROLE = role().replace("deadline: 4s", "deadline: 2s");

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, get, makeKit, type Kit, freePort, stateJson } from "./kit.ts";
+import { BUN, get, makeKit, type Kit, freePort, httpLoad, stateJson } from "./kit.ts";
 
 const kits: Kit[] = [];
 afterAll(async () => { for (const k of kits) await k.stop(); });
@@ -12,21 +12,6 @@ afterAll(async () => { for (const k of kits) await k.stop(); });
 
 const state = stateJson;
 
-/** Keep-alive clients until stopped: a count of answers and failures, not timings. */
-function load(url: string, clients = 3) {
-  let stop = false;
-  const counts = { ok: 0, failed: 0, errors: [] as string[], bodies: new Set<string>() };
-  const loops = Array.from({ length: clients }, async () => {
-    while (!stop) {
-      try {
-        const r = await fetch(url);
-        const body = await r.text();
-        if (r.status === 200) { counts.ok++; counts.bodies.add(body.split(" ").pop()!); } else { counts.failed++; counts.errors.push(`${r.status} ${body.slice(0, 80)}`); }
-      } catch (e) { counts.failed++; counts.errors.push(String(e)); }
-    }
-  });
-  return { async done() { stop = true; await Promise.all(loops); return counts; } };
-}
 
 describe("front cutovers", () => {
   test("a singleton (overlap: false): the front holds requests while the old one drains and the new one starts; 0 failed", async () => {
@@ -43,7 +28,7 @@ processes:
     kits.push(k);
     await k.release({ VERSION: "v1\n" }, "v1");
     expect((await k.agent(["once"])).code).toBe(0);
-    const l = load(`http://127.0.0.1:${port}/`);
+    const l = httpLoad(`http://127.0.0.1:${port}/`, 3);
     for (const v of ["v2", "v3"]) {
       await k.release({ VERSION: `${v}\n` }, v);
       const r = await k.agent(["once"]);
@@ -62,7 +47,7 @@ processes:
     kits.push(k);
     await k.release({ VERSION: "v1\n" }, "v1");
     expect((await k.agent(["once"])).code).toBe(0);
-    const l = load(`http://127.0.0.1:${port}/`);
+    const l = httpLoad(`http://127.0.0.1:${port}/`, 3);
     const v2 = await k.release({ VERSION: "v2\n" }, "v2");
     process.env.AGENT_TEST_DIE_AFTER_SPAWN = "web";
     let killed;

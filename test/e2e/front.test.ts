@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AGENT, BUN, alive, get, makeKit, until, type Kit, freePort, stateJson } from "./kit.ts";
+import { AGENT, BUN, alive, get, makeKit, until, type Kit, freePort, httpLoad, stateJson } from "./kit.ts";
 
 const kits: Kit[] = [];
 afterAll(async () => { for (const k of kits) await k.stop(); });
@@ -21,23 +21,6 @@ processes:
     stop: { timeout: 3s }
 ${extra}`;
 
-/** Keep-alive clients hitting the front until stopped: counts answers and failures (not timings). */
-function load(url: string, clients = 4) {
-  let stop = false;
-  const counts = { ok: 0, failed: 0, errors: [] as string[], bodies: new Set<string>() };
-  const loops = Array.from({ length: clients }, async () => {
-    while (!stop) {
-      try {
-        const r = await fetch(url);
-        const body = await r.text();
-        if (r.status === 200) { counts.ok++; counts.bodies.add(body.split(" ").pop()!); } else { counts.failed++; counts.errors.push(`${r.status} ${body.slice(0, 80)}`); }
-      } catch (e) {
-        counts.failed++; counts.errors.push(String(e));
-      }
-    }
-  });
-  return { counts, async done() { stop = true; await Promise.all(loops); return counts; } };
-}
 
 describe("front", () => {
   test("an http: process is fronted: the front holds http.port, the instance listens on its own loopback $PORT; 3 cutovers under keep-alive load fail 0 requests", async () => {
@@ -55,7 +38,7 @@ describe("front", () => {
     expect(s1.processes[0].port).not.toBe(port);
     expect((await get(`http://127.0.0.1:${s1.processes[0].port}/`)).text).toContain("v1");
 
-    const l = load(`http://127.0.0.1:${port}/`);
+    const l = httpLoad(`http://127.0.0.1:${port}/`);
     const seen: number[] = [s1.processes[0].port];
     for (const v of ["v2", "v3", "v4"]) {
       await k.release({ VERSION: `${v}\n` }, v);
@@ -83,7 +66,7 @@ describe("front", () => {
     const other = freePort();
     const deaf = `Bun.serve({ hostname: "127.0.0.1", port: ${other}, fetch: () => new Response("deaf") });\n`;
     await k.release({ "app.ts": deaf, VERSION: "v2\n" }, "v2 ignores PORT");
-    const l = load(`http://127.0.0.1:${port}/`, 2);
+    const l = httpLoad(`http://127.0.0.1:${port}/`, 2);
     const r = await k.agent(["once"]);
     const c = await l.done();
     expect(r.code).not.toBe(0);

@@ -233,3 +233,24 @@ export function freePort(): number {
 
 /** The node's state.json, parsed. */
 export const stateJson = (k: Kit): any => JSON.parse(readFileSync(join(k.state, "state.json"), "utf8"));
+
+/**
+ * Keep-alive clients hitting `url` until `done()`: counts of answers and failures (not timings),
+ * the first errors, and the last word of each 200 body (the release's VERSION in the test app).
+ */
+export function httpLoad(url: string, clients = 4) {
+  let stop = false;
+  const counts = { ok: 0, failed: 0, errors: [] as string[], bodies: new Set<string>() };
+  const loops = Array.from({ length: clients }, async () => {
+    while (!stop) {
+      try {
+        const r = await fetch(url);
+        const body = await r.text();
+        if (r.status === 200) { counts.ok++; counts.bodies.add(body.split(" ").pop()!); } else { counts.failed++; counts.errors.push(`${r.status} ${body.slice(0, 80)}`); }
+      } catch (e) {
+        counts.failed++; counts.errors.push(String(e));
+      }
+    }
+  });
+  return { counts, async done() { stop = true; await Promise.all(loops); return counts; } };
+}
