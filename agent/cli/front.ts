@@ -2,16 +2,12 @@
 // binary and supervises it like a role's process; it outlives agent restarts so the public
 // sockets never close. It only forwards: the agent decides the table over the control socket.
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { createLogger } from "../core/log.ts";
 import { UsageError } from "../core/errors.ts";
+import { frontSocket } from "../front/client.ts";
 import { Front } from "../front/server.ts";
 import { parse, type Command } from "./command.ts";
 
-/** The control socket inside the state directory (mode 0600; root only). */
-export function frontSocket(stateDir: string): string {
-  return join(stateDir, "front.sock");
-}
 
 const help = `Usage: agent front --state-dir DIR [--socket PATH] [--probe MS] [--access-log]
 

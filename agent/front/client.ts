@@ -1,6 +1,12 @@
 // The agent's side of the front's control socket (control.ts is the wire format): PUT the whole
 // table, read the state. Every call is short and bounded; a front that does not answer throws.
+import { join } from "node:path";
 import type { RouteRequest } from "./control.ts";
+
+/** The control socket inside the state directory (mode 0600; root only). */
+export function frontSocket(stateDir: string): string {
+  return join(stateDir, "front.sock");
+}
 
 export interface FrontRouteState {
   port: number;
