@@ -6,7 +6,10 @@ import { UsageError, errorMessage } from "./core/errors.ts";
 // `agent front` lives as long as the node: it loads only its own modules, not the whole agent
 // (its idle RSS budget is 40 MB). The build splits chunks, so a dynamic import stays unloaded.
 async function commands(name: string | undefined): Promise<Command[]> {
-  return name === "front" ? [(await import("./cli/front.ts")).front] : (await import("./cli/index.ts")).COMMANDS;
+  // `agent run` too: the daemon maps only its own chunks (test/unit/daemon-imports.test.ts).
+  if (name === "front") return [(await import("./cli/front.ts")).front];
+  if (name === "run") return [(await import("./cli/run.ts")).run];
+  return (await import("./cli/index.ts")).COMMANDS;
 }
 
 const usage = (COMMANDS: Command[]) => `agent: a GitOps pull agent for EC2 nodes
@@ -25,6 +28,8 @@ Example:
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  // Hidden: the daemon's git operations, one per short-lived child (agent/source/child.ts).
+  if (name === "_source") return (await import("./source/child.ts")).serveSource();
   const COMMANDS = await commands(name);
   if (!name || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(usage(COMMANDS));

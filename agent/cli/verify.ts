@@ -3,8 +3,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import fs from "node:fs";
-import git from "isomorphic-git";
 import { AgentError, UsageError } from "../core/errors.ts";
+// Loaded when `agent verify` runs: the command table is imported by the daemon too, which must
+// never load isomorphic-git (test/unit/daemon-imports.test.ts).
+type Git = typeof import("isomorphic-git").default;
+let git: Git;
+const loadGit = async () => { git ??= (await import("isomorphic-git")).default; };
 import { layout } from "../state/layout.ts";
 import { REPO_SIGNERS, Trust } from "../trust/trust.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
@@ -49,6 +53,7 @@ export const verify: Command = {
   summary: "who signed a commit, and whether this node would accept it",
   help,
   async run(argv) {
+    await loadGit();
     const a = parse(argv, {
       ...CONFIG_OPTION, json: { type: "boolean" }, repo: { type: "string" }, "allowed-signers": { type: "string" },
       "openpgp-key": { type: "string", multiple: true }, "revoked-keys": { type: "string" }, floor: { type: "string" },

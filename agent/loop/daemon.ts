@@ -8,7 +8,7 @@ import type { ControlHandlers } from "../control/server.ts";
 import type { Status } from "../status/types.ts";
 import type { Ports } from "./ports.ts";
 import { newMemory, tick, type TickResult } from "./tick.ts";
-import { nextPollDelay } from "../source/source.ts";
+import { nextPollDelay } from "../source/token.ts";
 import { planReport } from "./report.ts";
 import { pinnedCommit } from "../plan/release.ts";
 

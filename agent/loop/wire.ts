@@ -7,7 +7,7 @@ import { AgentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { offerRuntime } from "../host/runtime.ts";
 import type { Config, Role } from "../manifest/schema.ts";
-import { Source } from "../source/source.ts";
+import { RemoteSource } from "../source/remote.ts";
 import { layout, type Layout } from "../state/layout.ts";
 import { currentCommit, listReleases, logToRelease, markRelease, pruneReleases, readRelease, switchCurrent } from "../state/releases.ts";
 import { StateStore } from "../state/store.ts";
@@ -67,7 +67,7 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     };
 
   // The token file is read for every request, not here: a rotated or late token needs no restart.
-  const source = new Source({
+  const source = new RemoteSource({
     gitdir: L.repo, url: config.repo, branch: config.branch, timeoutMs: 30_000, log: log.child("source"),
     auth: config.auth?.tokenFile ? { username: config.auth.username ?? "x-access-token", tokenFile: config.auth.tokenFile } : null,
     allowForcePush: config.allowForcePush, requireDescent: !!config.trust,
@@ -97,8 +97,8 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     },
     current: () => currentCommit(L),
     async prepare(commit, role, _env, signal) {
-      const subject = (await source.ensureCommit(commit)).subject;
-      await source.checkout(commit, L, { subject, now: clock.now() });
+      const subject = (await source.ensureCommit(commit, signal)).subject;
+      await source.checkout(commit, L, { subject, now: clock.now() }, signal);
       await prepareRelease({ layout: L, commit, role, previous: store.get().lastGoodCommit, packages, users, log: log.child("prepare"), signal, now: () => clock.now(),
         stepEnv: (step, i) => secrets.forCommand(commit, role, step.secrets, `setup step ${i + 1} "${step.run}"`) });
     },

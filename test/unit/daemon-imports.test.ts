@@ -1,0 +1,50 @@
+// The daemon (`agent run`) must never load isomorphic-git: its git operations run in a child
+// (`agent _source`, agent/source/child.ts). This walks the static imports (not `import type`, not
+// `await import(...)`, which the build splits into chunks loaded on demand) from the command table
+// the daemon loads, and fails when a package that belongs in the child is reachable.
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dir, "../..");
+
+/** Packages statically reachable from `entry`, with one import chain to each. */
+export function staticPackages(entry: string): Map<string, string[]> {
+  const seen = new Set<string>(), packages = new Map<string, string[]>();
+  const walk = (file: string, chain: string[]) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = readFileSync(file, "utf8");
+    // `import x from "m"`, `import { a } from "m"`, `export { a } from "m"`, `import "m"`; never `import type` / `export type`.
+    const re = /^\s*(import|export)\s+(?!type\s)(?:[^"';]*?\s+from\s+)?["']([^"']+)["']/gm;
+    for (const m of text.matchAll(re)) {
+      const spec = m[2]!;
+      if (spec.startsWith(".")) walk(resolve(dirname(file), spec), [...chain, file.slice(ROOT.length + 1)]);
+      else if (!spec.startsWith("node:") && !spec.startsWith("bun")) {
+        const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
+        if (!packages.has(name)) packages.set(name, [...chain, file.slice(ROOT.length + 1)]);
+      }
+    }
+  };
+  walk(entry, []);
+  return packages;
+}
+
+// `agent run` loads agent/cli/run.ts alone (agent/main.ts); the whole command table must not
+// load the git library either (it is imported by every other command).
+describe.each(["agent/cli/run.ts", "agent/cli/index.ts"])("the module graph of %s", (entry) => {
+  const daemon = staticPackages(join(ROOT, entry));
+
+  test("does not reach isomorphic-git (git operations run in `agent _source`)", () => {
+    expect(daemon.get("isomorphic-git") ?? null).toBeNull();
+  });
+
+  test("does not reach openpgp or the AWS SDK (both are loaded on demand)", () => {
+    const eager = [...daemon.keys()].filter((p) => p === "openpgp" || p.startsWith("@aws-sdk/"));
+    expect(eager.map((p) => `${p} via ${daemon.get(p)!.join(" -> ")}`)).toEqual([]);
+  });
+
+  test("the walk sees a package when it is statically imported (the child does import isomorphic-git)", () => {
+    expect(staticPackages(join(ROOT, "agent/source/child.ts")).has("isomorphic-git")).toBe(true);
+  });
+});
