@@ -1,10 +1,13 @@
 // The daemon's Source: the same port, without isomorphic-git in the daemon's process. The poll
 // asks for the branch tip over plain HTTP (protocol v2 ls-refs, v1's advertisement from an older
 // server); everything that reads or writes the object store (fetch, checkout, reading files and
-// commits) runs `agent _source` (agent/source/child.ts), a child started from the agent's own
-// binary that answers in JSON and exits. Answers about a commit never change, so the last ones are
+// commits) goes to `agent _source` (agent/source/child.ts), a child started from the agent's own
+// binary on the first such request of a tick; it answers every request of that tick (or deploy)
+// and exits at the tick's end (`endTick`), after IDLE_MS without a request, or is killed when a
+// request it runs is cancelled. Answers about a commit never change, so the last ones are
 // remembered: an idle tick (tip unmoved) starts no child. Any trouble on the fast path (an error,
 // a 401, an odd answer) hands the poll to the child, whose errors are the Source's own.
+import type { Subprocess } from "bun";
 import { fileURLToPath } from "node:url";
 import { AgentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
@@ -20,19 +23,25 @@ export const selfCommand = (): string[] => isCompiled()
   ? [process.execPath] : [process.execPath, fileURLToPath(new URL("../main.ts", import.meta.url))];
 
 const MEMO = 64;
-const live = new Set<{ pid: number; kill(sig?: number | NodeJS.Signals): void }>();
+/** A session's child exits after this long without a request (a long setup step need not hold its memory). */
+const IDLE_MS = 5_000;
+const live = new Set<Session>();
 // A stop leaves nothing behind: a child still fetching dies with the daemon.
-process.once("exit", () => { for (const c of live) c.kill("SIGKILL"); });
+process.once("exit", () => { for (const s of live) s.kill(); });
 /** Pids of the git children running now (tests: a cancelled or stopped one is gone). */
-export const runningChildren = (): number[] => [...live].map((c) => c.pid);
+export const runningChildren = (): number[] => [...live].map((s) => s.pid);
 
 export class RemoteSource {
   private readonly memo = new Map<string, unknown>();
   private readonly known = new Set<string>();   // tips the store is known to hold
   private queue: Promise<unknown> = Promise.resolve();
   private protocol: 1 | 2 | null = null;
+  private session: Session | null = null;
+  private idle: ReturnType<typeof setTimeout> | null = null;
   /** Children started (for tests and the bench). */
   children = 0;
+  /** Requests answered by children (for tests and the bench). */
+  requests = 0;
   /** The largest peak RSS of a child so far, in MB. */
   peakRssMB = 0;
 
@@ -63,6 +72,11 @@ export class RemoteSource {
     return this.child<string>("checkout", [commit, l.root, opts], signal);
   }
 
+  /** The tick is done with the store: the child serving it exits once its last request is answered. */
+  endTick(): void {
+    this.queue = this.queue.then(() => this.close());
+  }
+
   // ---- internals ----
 
   private async remembered<T>(method: string, args: unknown[], signal?: AbortSignal): Promise<T> {
@@ -74,41 +88,63 @@ export class RemoteSource {
     return v;
   }
 
-  /** One child at a time per store, as the Source runs one git operation at a time. */
+  /** One request at a time per store, as the Source runs one git operation at a time. */
   private child<T>(method: string, args: unknown[], signal?: AbortSignal): Promise<T> {
-    const run = this.queue.then(() => this.spawn<T>(method, args, signal));
+    const run = this.queue.then(() => this.ask<T>(method, args, signal));
     this.queue = run.catch(() => {});
     return run;
   }
 
-  private async spawn<T>(method: string, args: unknown[], signal?: AbortSignal): Promise<T> {
+  private close() {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = null;
+    this.session?.close();
+    this.session = null;
+  }
+
+  /** Ask the session's child, starting one on the first request (of a tick, or after the last one exited). */
+  private async ask<T>(method: string, args: unknown[], signal?: AbortSignal): Promise<T> {
     signal?.throwIfAborted();
-    const { log, ...options } = this.o;
-    const proc = Bun.spawn([...selfCommand(), "_source"], {
-      stdin: new TextEncoder().encode(JSON.stringify({ options, method, args })), stdout: "pipe", stderr: "inherit",
-    });
-    this.children++;
-    live.add(proc);
-    const kill = () => proc.kill("SIGKILL");
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = null;
+    if (!this.session?.alive) this.session = this.start();
+    const s = this.session;
+    const kill = () => s.kill();
     signal?.addEventListener("abort", kill, { once: true });
     try {
-      const started = Date.now();
-      const [text, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-      // The child's peak is the release's peak (the daemon's own stays at its idle size).
-      this.peakRssMB = Math.max(this.peakRssMB, Math.round((proc.resourceUsage()?.maxRSS ?? 0) / 1048576));
-      log.debug("git child done", { method, code, ms: Date.now() - started, maxRssMB: Math.round((proc.resourceUsage()?.maxRSS ?? 0) / 1048576) });
+      const answer = await s.request(method, args);
       signal?.throwIfAborted();
-      let answer: ChildAnswer;
-      try { answer = JSON.parse(text) as ChildAnswer; } catch {
-        throw new AgentError("SourceChildFailed", `the git child process (agent _source ${method}) exited with code ${code} and no answer; see the log above`);
+      if (!answer) {
+        if (this.session === s) this.session = null;
+        throw new AgentError("SourceChildFailed", `the git child process (agent _source, pid ${s.pid}) exited during ${method} without an answer; see the log above`);
       }
+      this.requests++;
       if (answer.ok) return answer.value as T;
       const e = answer.error;
       throw e.reason && e.retry ? new AgentError(e.reason, e.message, e.retry) : new Error(e.message);
     } finally {
       signal?.removeEventListener("abort", kill);
-      live.delete(proc);
+      if (this.session) {
+        this.idle = setTimeout(() => { this.queue = this.queue.then(() => this.close()); }, IDLE_MS);
+        this.idle.unref();
+      }
     }
+  }
+
+  private start(): Session {
+    const { log, ...options } = this.o;
+    const s = new Session(options);
+    this.children++;
+    live.add(s);
+    const started = Date.now();
+    void s.exited.then((maxRSS) => {
+      live.delete(s);
+      // The child's peak is the release's peak (the daemon's own stays at its idle size).
+      const mb = Math.round(maxRSS / 1048576);
+      this.peakRssMB = Math.max(this.peakRssMB, mb);
+      log.debug("git child done", { pid: s.pid, requests: s.answered, ms: Date.now() - started, maxRssMB: mb });
+    });
+    return s;
   }
 
   /** The oid of refs/heads/<branch> over plain HTTP, or undefined when anything is unusual. */
@@ -148,6 +184,67 @@ export class RemoteSource {
     if (p === 1 && this.protocol === 2) this.o.log.warn("the git server does not speak protocol v2: every poll downloads its whole ref advertisement; enable protocol v2 on the server (git 2.18 or later, with the Git-Protocol header passed through)");
     else if (p === 2 && this.protocol === 1) this.o.log.info("the git server speaks protocol v2 again: polls ask for the branch only");
     this.protocol = p;
+  }
+}
+
+/**
+ * One `agent _source` child and its pipes. It holds the daemon's event loop only while a request
+ * is out (a one-shot command exits without waiting for it); it exits when its stdin closes.
+ */
+class Session {
+  private readonly proc: Subprocess<"pipe", "pipe", "inherit">;
+  private buf = "";
+  private readonly dec = new TextDecoder();
+  private next = 1;
+  alive = true;
+  answered = 0;
+  /** Resolves with the child's peak RSS in bytes when it has exited. */
+  readonly exited: Promise<number>;
+
+  constructor(options: ChildOptions) {
+    this.proc = Bun.spawn([...selfCommand(), "_source"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+    this.proc.stdin.write(JSON.stringify({ options }) + "\n");
+    void this.proc.stdin.flush();
+    this.hold(false);
+    this.exited = this.proc.exited.then(() => { this.alive = false; return this.proc.resourceUsage()?.maxRSS ?? 0; });
+  }
+
+  get pid() { return this.proc.pid; }
+
+  /** The answer to one request, or null when the child exited first. */
+  async request(method: string, args: unknown[]): Promise<ChildAnswer | null> {
+    const id = this.next++;
+    this.hold(true);
+    const reader = this.proc.stdout.getReader();
+    try {
+      this.proc.stdin.write(JSON.stringify({ id, method, args }) + "\n");
+      await this.proc.stdin.flush();
+      for (;;) {
+        const nl = this.buf.indexOf("\n");
+        if (nl >= 0) {
+          const line = this.buf.slice(0, nl);
+          this.buf = this.buf.slice(nl + 1);
+          const answer = JSON.parse(line) as ChildAnswer;
+          if (answer.id === id) { this.answered++; return answer; }
+          continue;
+        }
+        const { value, done } = await reader.read();
+        if (done) return null;
+        this.buf += this.dec.decode(value, { stream: true });
+      }
+    } catch {
+      return null;   // the pipe broke: the child is gone
+    } finally {
+      reader.releaseLock();
+      this.hold(false);
+    }
+  }
+
+  close() { try { this.proc.stdin.end(); } catch { /* already gone */ } }
+  kill() { this.proc.kill("SIGKILL"); }
+
+  private hold(on: boolean) {
+    if (on) { this.proc.ref(); this.proc.stdin.ref(); } else { this.proc.unref(); this.proc.stdin.unref(); }
   }
 }
 

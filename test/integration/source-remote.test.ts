@@ -1,6 +1,7 @@
 // RemoteSource, the daemon's source: the poll over plain HTTP, every git operation in a child
-// (`agent _source`) whose errors keep their reason and retry class, answers about a commit
-// remembered (an idle tick starts no child), and a cancelled checkout kills its child.
+// (`agent _source`) whose errors keep their reason and retry class, one child for all the
+// requests of a tick (it exits at endTick), answers about a commit remembered (an idle tick
+// starts no child), and a cancelled checkout kills its child.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,7 +42,15 @@ test("a moved tip goes to the child; an idle poll and a second read of the same 
   expect((await src.commitObject(appCommit)).length).toBeGreaterThan(100);
   expect(await src.readFile(appCommit, "app/main.ts")).toBe("console.log(1)\n");
   expect(await src.checkout(appCommit, layout(join(dir, "idle")))).toBe(layout(join(dir, "idle")).release(appCommit));
+  expect(src.children).toBe(1);          // one child answered the whole "tick"
+  expect(src.requests).toBe(6);
+  const [pid] = runningChildren();
+  src.endTick();
+  while (runningChildren().includes(pid!)) await Bun.sleep(5);
   expect(src.peakRssMB).toBeGreaterThan(0);
+  expect(await src.readFile(appCommit, "roles/web.yaml")).toBe("user: app\n");   // the next tick starts another
+  expect(src.children).toBe(2);
+  src.endTick();
 });
 
 test("errors from the child keep their AgentError reason and retry class", async () => {
@@ -63,6 +72,7 @@ test("a cancelled checkout kills its child and leaves no release behind", async 
   await src.ensureCommit(appCommit);
   const l = layout(join(dir, "cancel"));
   const ac = new AbortController();
+  src.endTick();                          // the checkout starts a child of its own: cancelled while it starts
   const started = src.children;
   const p = src.checkout(appCommit, l, {}, ac.signal).catch((e) => e);
   while (src.children === started) await Bun.sleep(5);   // the child is running
@@ -70,8 +80,10 @@ test("a cancelled checkout kills its child and leaves no release behind", async 
   expect(pid).toBeNumber();
   ac.abort();
   expect(await p).toBeInstanceOf(Error);
-  expect(runningChildren()).toEqual([]);
+  while (runningChildren().includes(pid!)) await Bun.sleep(5);
   expect(() => process.kill(pid!, 0)).toThrow();   // gone, not left behind
   expect(existsSync(l.release(appCommit))).toBe(false);
   expect(existsSync(l.releases) ? readdirSync(l.releases).filter((f) => !f.startsWith(".")) : []).toEqual([]);
+  expect(await src.checkout(appCommit, l)).toBe(l.release(appCommit));   // a new child serves the next request
+  src.endTick();
 });
