@@ -28,8 +28,10 @@ Example:
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  // Hidden: the daemon's git operations, one per short-lived child (agent/source/child.ts).
+  // Hidden: the daemon's git operations, in a child that serves a tick (agent/source/child.ts).
   if (name === "_source") return (await import("./source/child.ts")).serveSource();
+  // Hidden: the daemon's config, parsed apart so that yaml and zod stay out of it (cli/settings.ts).
+  if (name === "_config") return (await import("./cli/config.ts")).serveConfig(rest[0] ?? "");
   const COMMANDS = await commands(name);
   if (!name || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(usage(COMMANDS));

@@ -1,15 +1,10 @@
 // Loads the node's settings for a command: --config FILE, else $AGENT_CONFIG, else the default.
 import { existsSync, readFileSync } from "node:fs";
-import { AgentError } from "../core/errors.ts";
+import { AgentError, errorMessage } from "../core/errors.ts";
 import { formatProblem, parseConfig } from "../manifest/parse.ts";
 import type { Config } from "../manifest/schema.ts";
-import { Trust } from "../trust/trust.ts";
-
-export const DEFAULT_CONFIG = "/etc/agent/agent.yaml";
-
-export function configPath(flag?: string): string {
-  return flag ?? process.env.AGENT_CONFIG ?? DEFAULT_CONFIG;
-}
+import { configPath, DEFAULT_CONFIG, type ConfigAnswer } from "./settings.ts";
+export { configPath, DEFAULT_CONFIG, loadTrust } from "./settings.ts";
 
 /** Read and validate the config; throws AgentError (terminal) with every problem on its own line. */
 export function loadConfig(flag?: string): Config & { path: string } {
@@ -25,7 +20,12 @@ export function loadConfig(flag?: string): Config & { path: string } {
   return { ...parsed.value, path };
 }
 
-/** The node's trusted keys when the config has `trust:`; a typo refuses the start (file:line). */
-export async function loadTrust(config: Config): Promise<Trust | null> {
-  return config.trust ? Trust.load(config.trust) : null;
+/** `agent _config FILE` (hidden): the parsed config, or its error, as JSON on stdout (settings.ts). */
+export function serveConfig(path: string): number {
+  let answer: ConfigAnswer;
+  try { answer = { ok: true, value: loadConfig(path) }; } catch (e) {
+    answer = { ok: false, error: { reason: e instanceof AgentError ? e.reason : null, message: errorMessage(e) } };
+  }
+  process.stdout.write(JSON.stringify(answer));
+  return 0;
 }

@@ -8,7 +8,7 @@ import { migrateLayout } from "../state/migrate.ts";
 import { createAgentMetrics } from "../metrics/agent.ts";
 import { startMetricsServer } from "../metrics/server.ts";
 import { VERSION } from "../core/version.ts";
-import { loadConfig, loadTrust } from "./config.ts";
+import { loadConfigApart, loadTrust } from "./settings.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 import { holdStateDir } from "./lock.ts";
 
@@ -41,7 +41,7 @@ export const run: Command = {
   help,
   async run(argv) {
     const a = parse(argv, { ...CONFIG_OPTION });
-    const config = loadConfig(a.values.config);
+    const config = await loadConfigApart(a.values.config);
     // Before anything reads state.json, adopts or reaps: another agent may be using this state dir.
     if (!holdStateDir("run", config.stateDir)) return EXIT.busy;
     const log = createLogger("agent");

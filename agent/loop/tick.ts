@@ -5,7 +5,7 @@
 import { AgentError, toAgentError } from "../core/errors.ts";
 import { writeFileAtomic } from "../host/files.ts";
 import { isRoot } from "../host/users.ts";
-import { formatProblem } from "../manifest/parse.ts";
+import { formatProblem } from "../manifest/problem.ts";
 import type { Manifest, Role } from "../manifest/schema.ts";
 import { desiredCommit, MAX_CONFIRM_ATTEMPTS, pinnedCommit, planRelease, type ReleasePlan } from "../plan/release.ts";
 import type { ActionBase } from "../plan/types.ts";

@@ -5,15 +5,8 @@ import type { z } from "zod";
 import { SCHEMAS, type FileKind, type Manifest, type Role, type Config } from "./schema.ts";
 import { explainIssues, type RawProblem, type Seg } from "./explain.ts";
 
-export interface Problem {
-  file: string;
-  line: number;       // 1-based; 0 when unknown
-  column: number;     // 1-based; 0 when unknown
-  path: string;       // "processes.web.run"; "" for the whole file
-  message: string;
-}
-
-export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: Problem[] };
+import { formatProblem, type Parsed, type Problem } from "./problem.ts";
+export { formatProblem, type Parsed, type Problem };
 
 /** Files above this size are refused before parsing: ops files are a few kilobytes. */
 export const MAX_FILE_BYTES = 1024 * 1024;
@@ -23,11 +16,6 @@ const EXPECTED: Record<FileKind, string> = {
   role: "a role with at least 'processes:' or 'setup:'",
   config: "the agent's settings with at least 'repo: https://...'",
 };
-
-export function formatProblem(p: Problem): string {
-  const where = p.line ? `${p.file}:${p.line}:${p.column}` : p.file;
-  return `${where}: ${p.path ? p.path + ": " : ""}${p.message}`;
-}
 
 /** Where to point for a path: `key` for the key node, `value` for its value. */
 export type Locate = (path: Seg[], at: RawProblem["at"]) => { line: number; column: number };

@@ -64,7 +64,8 @@ const Command = z.string().min(1, { abort: true }).superRefine((line, ctx) => {
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: "must be an environment variable name" });
 
 /** A value the process's environment may hold: Linux refuses a single string over 128 KB; we stop well before. */
-export const MAX_ENV_VALUE = 32 * 1024;
+import { MAX_ENV_VALUE } from "./problem.ts";
+export { MAX_ENV_VALUE };
 const PlainValue = z.union([z.string(), z.number(), z.boolean()]).transform(String)
   .refine((v) => v.length <= MAX_ENV_VALUE, { message: `is over 32 KB: keep large values in a file of the release (or a shared: path) and pass its path` });
 

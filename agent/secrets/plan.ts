@@ -3,7 +3,7 @@
 // fingerprint of name + source + version (never the value), and what changed between two fetches.
 // Pure: no I/O, no clock, no randomness (callers pass `now` and `random`).
 import type { EnvValue, Manifest, Role, SecretRef } from "../manifest/schema.ts";
-import { MAX_ENV_VALUE } from "../manifest/schema.ts";
+import { MAX_ENV_VALUE } from "../manifest/problem.ts";
 
 /** What one call fetches: an SSM parameter, a Secrets Manager secret, or every parameter under an SSM path. */
 export type FetchKey = `ssm:${string}` | `secret:${string}` | `path:${string}`;

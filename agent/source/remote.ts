@@ -8,8 +8,8 @@
 // remembered: an idle tick (tip unmoved) starts no child. Any trouble on the fast path (an error,
 // a 401, an odd answer) hands the poll to the child, whose errors are the Source's own.
 import type { Subprocess } from "bun";
-import { fileURLToPath } from "node:url";
 import { AgentError } from "../core/errors.ts";
+import { selfCommand } from "../host/self.ts";
 import type { Logger } from "../core/log.ts";
 import type { Parsed } from "../manifest/parse.ts";
 import type { Manifest, Role } from "../manifest/schema.ts";
@@ -17,10 +17,6 @@ import type { Layout } from "../state/layout.ts";
 import type { ChildAnswer, ChildOptions } from "./child.ts";
 import { readToken } from "./token.ts";
 
-const isCompiled = () => Bun.main.startsWith("/$bunfs/");
-/** How to start this agent again: the binary itself, or bun with agent/main.ts when not compiled. */
-export const selfCommand = (): string[] => isCompiled()
-  ? [process.execPath] : [process.execPath, fileURLToPath(new URL("../main.ts", import.meta.url))];
 
 const MEMO = 64;
 /** A session's child exits after this long without a request (a long setup step need not hold its memory). */

@@ -138,3 +138,17 @@ describe("agent run", () => {
     expect(web(s).commit).toBe(v6);
   });
 });
+
+describe("agent run with a bad config", () => {
+  // The daemon's config is parsed in a child (`agent _config`): its problems read as before.
+  test("refuses to start and names the file, the line and the field", async () => {
+    const bad = join(k.dir, "bad-agent.yaml");
+    await Bun.write(bad, "repo: https://example.com/ops.git\nbranch: main\nstateDir: /tmp/x\npoll: [1]\n");
+    const r = await k.agent(["run", "--config", bad]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("invalid config:");
+    expect(r.stderr).toContain(`${bad}:`);
+    const missing = await k.agent(["run", "--config", join(k.dir, "nowhere.yaml")]);
+    expect(missing.stderr).toContain("no config at");
+  });
+});

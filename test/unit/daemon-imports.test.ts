@@ -1,5 +1,6 @@
-// The daemon (`agent run`) must never load isomorphic-git: its git operations run in a child
-// (`agent _source`, agent/source/child.ts). This walks the static imports (not `import type`, not
+// The daemon (`agent run`) must never load isomorphic-git, yaml or zod: its git operations run in
+// a child (`agent _source`, agent/source/child.ts), its config is parsed by `agent _config`
+// (agent/cli/settings.ts); each of yaml and zod costs ~8 MB of idle RSS under Bun. This walks the static imports (not `import type`, not
 // `await import(...)`, which the build splits into chunks loaded on demand) from the command table
 // the daemon loads, and fails when a package that belongs in the child is reachable.
 import { describe, expect, test } from "bun:test";
@@ -42,6 +43,10 @@ describe.each(["agent/cli/run.ts", "agent/cli/index.ts"])("the module graph of %
   test("does not reach openpgp or the AWS SDK (both are loaded on demand)", () => {
     const eager = [...daemon.keys()].filter((p) => p === "openpgp" || p.startsWith("@aws-sdk/"));
     expect(eager.map((p) => `${p} via ${daemon.get(p)!.join(" -> ")}`)).toEqual([]);
+  });
+
+  test.if(entry === "agent/cli/run.ts")("reaches no package at all: yaml and zod too stay out (the config is parsed by `agent _config`, manifests and roles in `agent _source`)", () => {
+    expect([...daemon.keys()].map((p) => `${p} via ${daemon.get(p)!.join(" -> ")}`)).toEqual([]);
   });
 
   test("the walk sees a package when it is statically imported (the child does import isomorphic-git)", () => {
