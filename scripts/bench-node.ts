@@ -59,10 +59,10 @@ export interface Node {
 }
 
 export async function makeNode(name: string, roleText: string, pollText = "2s",
-  opts: { agent?: string; env?: Record<string, string> } = {}): Promise<Node> {
+  opts: { agent?: string; env?: Record<string, string>; identity?: string[]; manifest?: string } = {}): Promise<Node> {
   const dir = mkdtempSync(join(tmpdir(), `agent-bench-${name}-`));
   chmodSync(dir, 0o755);                // the role's user must reach the release directories
-  const manifest = (c: string) => `commit: ${c}\npoll: ${pollText}\n`;
+  const manifest = (c: string) => `commit: ${c}\npoll: ${pollText}\n${opts.manifest ?? ""}`;
   const repo = await makeRepo(join(dir, "git"), "ops", {
     "app.ts": APP, "worker.ts": WORKER, "VERSION": "1\n", "roles/web.yaml": roleText, "manifests/bench.yaml": manifest("0".repeat(40)),
   });
@@ -72,7 +72,7 @@ export async function makeNode(name: string, roleText: string, pollText = "2s",
   const config = join(dir, "agent.yaml");
   writeFileSync(config, [
     `repo: ${git.url}/ops.git`, "branch: main", `stateDir: ${state}`,
-    `identity: { role: web, environment: bench, instanceId: bench-${name} }`, "control: { metrics: null }", "",
+    ...(opts.identity ?? [`identity: { role: web, environment: bench, instanceId: bench-${name} }`]), "control: { metrics: null }", "",
   ].join("\n"));
   const node: Node = {
     dir, state, config, git, repo, proc: null, logs: [],
