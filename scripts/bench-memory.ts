@@ -52,7 +52,7 @@ async function ec2Node(label: string) {
   const { startEc2 } = await import("../test/servers/ec2.ts");
   const { startImds } = await import("../test/servers/imds.ts");
   const d = mkdtempSync(join(tmpdir(), `bench-memory-ec2-${label}-`));
-  const id = `i-0bench00000000000${label}`, vol = `vol-0bench0000000000${label}`, eip = `eipalloc-0bench00${label}`;
+  const id = `i-0bec00000000000${label}`, vol = `vol-0bec00000000000${label}`, eip = `eipalloc-0bec000${label}`;
   const ec2 = await startEc2({ dataDir: join(d, "ebs"), byIdDir: join(d, "by-id") });
   ec2.addInstance({ id, zone: "us-east-1a", tags: { Role: "web", Environment: "bench" } });
   ec2.addVolume({ id: vol, zone: "us-east-1a", sizeMiB: 64, tags: {} });

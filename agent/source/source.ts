@@ -12,6 +12,7 @@ import type { Layout } from "../state/layout.ts";
 import { isUsable, markRelease, newRelease, readRelease, writeRelease } from "../state/releases.ts";
 import { redact, sourceError } from "./errors.ts";
 import { timedHttp, type CountingHttp } from "./http.ts";
+import { writeTree } from "./tree.ts";
 import { advertCache, type AdvertCache } from "./advert.ts";
 import { DEFAULT_HYGIENE, needsRebuild, readStoreStats, recoverStore, storeUsage, swapStore, writeStoreStats, type HygienePolicy } from "./store.ts";
 
@@ -156,8 +157,8 @@ export class Source {
       fs.rmSync(partial, { recursive: true, force: true });
       try {
         fs.mkdirSync(partial, { recursive: true });
-        fs.rmSync(join(this.o.gitdir, "index"), { force: true });
-        await git.checkout({ fs, gitdir: this.o.gitdir, dir: partial, ref: commit, force: true, noUpdateHead: true });
+        fs.rmSync(join(this.o.gitdir, "index"), { force: true });   // left by older agents' checkouts
+        await writeTree(this.o.gitdir, commit, partial);
         const rec = newRelease(l, commit, opts.subject ?? null, opts.now ?? Date.now());
         if (fs.lstatSync(join(partial, ".agent"), { throwIfNoEntry: false })) {
           // Older agents kept their records there; a tree that ships one would pose as them.
