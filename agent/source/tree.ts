@@ -1,28 +1,38 @@
 // Writing a commit's tree into an empty directory, without what isomorphic-git's checkout does
 // beside it (comparing with a work tree, stat-ing every file for an index, writing the index): a
 // release directory is new and is never diffed. One cache for the whole walk, so the pack index is
-// read once rather than for every blob.
+// read once rather than for every blob; blobs are read and written a few at a time (each read
+// waits on the file system as much as it inflates).
 import fs from "node:fs";
 import { join } from "node:path";
 import git from "isomorphic-git";
+
+const PARALLEL = 16;
 
 /** Write the tree of `commit` into `dir` (which exists and is empty). Returns the files written. */
 export async function writeTree(gitdir: string, commit: string, dir: string): Promise<number> {
   const cache = {};
   const { commit: c } = await git.readCommit({ fs, gitdir, oid: commit, cache });
-  let files = 0;
+  const blobs: { oid: string; path: string; mode: string }[] = [];
   const walk = async (oid: string, at: string): Promise<void> => {
     const { tree } = await git.readTree({ fs, gitdir, oid, cache });
     for (const e of tree) {
       const path = join(at, e.path);
-      if (e.type === "tree") { fs.mkdirSync(path); await walk(e.oid, path); continue; }
-      if (e.type === "commit") { fs.mkdirSync(path); continue; }   // a submodule: an empty directory, as git leaves it
-      const { blob } = await git.readBlob({ fs, gitdir, oid: e.oid, cache });
-      if (e.mode === "120000") fs.symlinkSync(Buffer.from(blob).toString("utf8"), path);
-      else fs.writeFileSync(path, blob, { mode: e.mode === "100755" ? 0o755 : 0o644 });
-      files++;
+      if (e.type === "tree") { fs.mkdirSync(path); await walk(e.oid, path); }
+      else if (e.type === "commit") fs.mkdirSync(path);   // a submodule: an empty directory, as git leaves it
+      else blobs.push({ oid: e.oid, path, mode: e.mode });
     }
   };
   await walk(c.tree, dir);
-  return files;
+  let next = 0;
+  const worker = async () => {
+    while (next < blobs.length) {
+      const b = blobs[next++]!;
+      const { blob } = await git.readBlob({ fs, gitdir, oid: b.oid, cache });
+      if (b.mode === "120000") await fs.promises.symlink(Buffer.from(blob).toString("utf8"), b.path);
+      else await fs.promises.writeFile(b.path, blob, { mode: b.mode === "100755" ? 0o755 : 0o644 });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, blobs.length) }, worker));
+  return blobs.length;
 }
