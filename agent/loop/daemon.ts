@@ -108,7 +108,6 @@ export function createDaemon(p: Ports, hooks: DaemonHooks): Daemon {
       } finally {
         watchDone.abort();
         running = null;
-        p.source.endTick?.();
       }
       if (!r) {
         if (stopping) break;

@@ -42,8 +42,6 @@ export interface SourcePort {
   descendsFrom?(oid: string, ancestor: string): Promise<boolean>;
   /** Keep the object store bounded (rebuild it when it grew too much); `keep` must stay fetchable. */
   maintain?(tip: string, keep: string[]): Promise<unknown>;
-  /** The tick is done with the store (the daemon's git child may exit). */
-  endTick?(): void;
 }
 
 export interface ReleaseInfo {

@@ -1,6 +1,6 @@
 // RemoteSource, the daemon's source: the poll over plain HTTP, every git operation in a child
 // (`agent _source`) whose errors keep their reason and retry class, one child for all the
-// requests of a tick (it exits at endTick), answers about a commit remembered (an idle tick
+// requests of a tick (it exits when released, or idle), answers about a commit remembered (an idle tick
 // starts no child), and a cancelled checkout kills its child.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -45,12 +45,12 @@ test("a moved tip goes to the child; an idle poll and a second read of the same 
   expect(src.children).toBe(1);          // one child answered the whole "tick"
   expect(src.requests).toBe(6);
   const [pid] = runningChildren();
-  src.endTick();
+  src.release();
   while (runningChildren().includes(pid!)) await Bun.sleep(5);
   expect(src.peakRssMB).toBeGreaterThan(0);
   expect(await src.readFile(appCommit, "roles/web.yaml")).toBe("user: app\n");   // the next tick starts another
   expect(src.children).toBe(2);
-  src.endTick();
+  src.release();
 });
 
 test("errors from the child keep their AgentError reason and retry class", async () => {
@@ -72,7 +72,7 @@ test("a cancelled checkout kills its child and leaves no release behind", async 
   await src.ensureCommit(appCommit);
   const l = layout(join(dir, "cancel"));
   const ac = new AbortController();
-  src.endTick();                          // the checkout starts a child of its own: cancelled while it starts
+  src.release();                          // the checkout starts a child of its own: cancelled while it starts
   const started = src.children;
   const p = src.checkout(appCommit, l, {}, ac.signal).catch((e) => e);
   while (src.children === started) await Bun.sleep(5);   // the child is running
@@ -85,5 +85,5 @@ test("a cancelled checkout kills its child and leaves no release behind", async 
   expect(existsSync(l.release(appCommit))).toBe(false);
   expect(existsSync(l.releases) ? readdirSync(l.releases).filter((f) => !f.startsWith(".")) : []).toEqual([]);
   expect(await src.checkout(appCommit, l)).toBe(l.release(appCommit));   // a new child serves the next request
-  src.endTick();
+  src.release();
 });
