@@ -6,66 +6,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../../agent/core/clock.ts";
-import { memoryLogger } from "../../agent/core/log.ts";
-import type { PeerInfo } from "../../agent/cloud/ec2.ts";
 import { rankOrder } from "../../agent/fleet/rank.ts";
-import { Config, Manifest, Role } from "../../agent/manifest/schema.ts";
-import type { Ports, ReleaseInfo } from "../../agent/loop/ports.ts";
 import { newMemory, tick } from "../../agent/loop/tick.ts";
-import { layout } from "../../agent/state/layout.ts";
-import { StateStore } from "../../agent/state/store.ts";
 import type { Trust } from "../../agent/trust/trust.ts";
+import { A, B, IDS, World, gatePorts as ports } from "./gate-ports.ts";
 
-const A = "a".repeat(40), B = "b".repeat(40);
-const IDS = ["i-01", "i-02", "i-03"];
 const ROLLOUT = { waves: [1, "100%"], bake: "2s" };
 const CANARY = rankOrder(B, IDS)[0]!, LATER = rankOrder(B, IDS)[2]!;
-
-class World {
-  manifest: Record<string, unknown> = { commit: A, poll: "1s" };
-  releases = new Map<string, ReleaseInfo>();
-  current: string | null = null;
-  prepared: string[] = [];
-  peers: PeerInfo[] = IDS.map((id) => ({ id, state: "running", launchedAt: null, role: "web", tags: { "agent:commit": A, "agent:state": "converged", "agent:version": "1" } }));
-  reads = 0;
-  /** agent:state of every tag write, and the commit current named then. */
-  writes: string[] = [];
-}
-
-function ports(w: World, dir: string, self: string, clock = new ManualClock(1_000_000, [0])): Ports {
-  const L = layout(dir);
-  const id = { instanceId: self, region: "us-east-1", zone: "us-east-1a", role: "web", environment: "staging" };
-  let tip = 0;
-  return {
-    config: Config.parse({ repo: "http://127.0.0.1:1/ops.git", stateDir: dir, identity: "imds" }),
-    layout: L, store: new StateStore(L.stateFile), clock, log: memoryLogger(),
-    identity: { resolve: async () => ({ identity: id }) },
-    source: {
-      poll: async () => ({ tip: String(++tip).padStart(40, "1"), moved: true }),
-      readManifest: async () => ({ ok: true, value: Manifest.parse(w.manifest), file: "manifests/staging.yaml" }),
-      ensureCommit: async (c) => ({ subject: c.slice(0, 4) }),
-      readRole: async () => Role.parse({ processes: { web: { run: "app" } } }),
-    },
-    releases: {
-      info: (c) => w.releases.get(c) ?? { state: "missing" },
-      current: () => w.current,
-      prepare: async (c) => { w.prepared.push(c); w.releases.set(c, { state: "ready" }); },
-      switchCurrent: (c) => { w.current = c; },
-      mark: (c, state) => { w.releases.set(c, { ...w.releases.get(c), state, since: new Date(clock.now()).toISOString() }); },
-      runHook: async () => {},
-      prune: () => {},
-    },
-    processes: {
-      ensure: async () => {}, replace: async () => ({ ok: true }), stopAll: async () => {},
-      status: () => [], healthy: () => true,
-    },
-    cloud: {
-      volumes: () => [], address: () => null,
-      syncTags: async (_i, want, last) => { w.writes.push(`${want["agent:state"]}@${want["agent:commit"]!.slice(0, 1)}`); return { ...last, ...want }; },
-      peers: async () => { w.reads++; return w.peers; },
-    },
-  };
-}
 
 let dir: string;
 beforeEach(() => { dir = mkdtempSync(join(tmpdir(), "gate-")); });
@@ -116,7 +63,7 @@ describe("the rollout gate", () => {
   test("the barrier: the wave closed between the gate's read and the cutover, so no cutover", async () => {
     const { w, p, mem } = await onA(CANARY);
     let n = 0;
-    p.cloud!.peers = async () => {
+    w.read = async () => {
       w.reads++;
       // the second read (the barrier) sees another peer deploying: the wave of one is full
       return w.peers.map((x) => (++n > 3 && x.id === LATER ? { ...x, tags: { ...x.tags, "agent:state": "deploying" } } : x));
