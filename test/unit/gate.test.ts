@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../../agent/core/clock.ts";
 import { rankOrder } from "../../agent/fleet/rank.ts";
+import type { RolloutTablePort, SlotAnswer } from "../../agent/loop/rollout-table.ts";
 import { newMemory, tick } from "../../agent/loop/tick.ts";
 import type { Trust } from "../../agent/trust/trust.ts";
 import { A, B, IDS, World, gatePorts as ports } from "./gate-ports.ts";
@@ -214,5 +215,45 @@ describe("the rollout memory over a restart (state.json)", () => {
     clock.advance(5_000);
     await tick(again.p, again.mem, { mode: "run" });
     expect(again.p.store.get().rollout?.commit ?? null).not.toBe(B);
+  });
+});
+
+describe("pacing", () => {
+  test("a freshly started agent paces its first read by the N its last read found (state.json), also over a new pin", async () => {
+    const { w, p, mem } = await onA(LATER);
+    w.peers = [...w.peers, ...[...Array(997).keys()].map((n) => ({ ...w.peers[0]!, id: `i-1${n}` }))];
+    await tick(p, mem, { mode: "run" });
+    expect(w.reads).toBeGreaterThan(0);
+    expect(p.store.get().rollout).toMatchObject({ commit: B, nodes: 1000 });
+    // a mass restart; then the manifest pins another commit: 1000 nodes read once per 200 s, so the first read comes at 0.5 × 200 s
+    const clock = new ManualClock((p.clock as ManualClock).now(), [0.5]);
+    const again = { p: ports(w, dir, LATER, clock), mem: newMemory() };
+    w.manifest = { ...w.manifest, commit: "c".repeat(40) };
+    w.reads = 0;
+    for (const step of [0, 1_000, 98_000]) { clock.advance(step); await tick(again.p, again.mem, { mode: "run" }); }
+    expect(w.reads).toBe(0);                   // paced by N = 1, it would have read 0.5 s after the pin
+    expect(again.p.store.get().rollout).toMatchObject({ commit: "c".repeat(40), nodes: 1000 });
+    clock.advance(1_000);
+    await tick(again.p, again.mem, { mode: "run" });
+    expect(w.reads).toBeGreaterThan(0);
+  });
+
+  test("a node whose wave is open but waits only for a deploy slot reads the slots alone, and the whole store only once one is free", async () => {
+    const { w, p, mem } = await onA(LATER);
+    w.manifest = { ...w.manifest, rollout: { waves: ["100%"], store: "dynamodb", maxInFlight: 1 } };
+    let free = false, looks = 0;
+    const answer = async (): Promise<SlotAnswer> => { looks++; return free ? { ok: true, slot: 0 } : { ok: false, for: ["i-99"], until: null }; };
+    const store: RolloutTablePort = { peers: () => w.read(), intervalMs: (poll) => poll, slotFree: answer, slot: answer, publish: async () => {} };
+    p.cloud!.rolloutStore = () => store;
+    let r = await tick(p, mem, { mode: "run" });
+    expect([w.current, w.reads, looks]).toEqual([A, 1, 1]);      // the gate's read says move; the barrier looked at the slots only
+    expect(r.status.notices.join("\n")).toContain("waiting for a deploy slot (maxInFlight 1, held by i-99)");
+    (p.clock as ManualClock).advance(100);
+    await tick(p, mem, { mode: "run" });
+    expect([w.current, w.reads, looks]).toEqual([A, 1, 2]);      // the next tick too: no read of the peers
+    free = true;
+    (p.clock as ManualClock).advance(100);
+    r = await tick(p, mem, { mode: "run" });
+    expect([w.current, w.reads, looks]).toEqual([B, 2, 4]);      // a slot could be had: the barrier's full read, then the take
   });
 });
