@@ -18,9 +18,12 @@ export function noteRecords(old: Silence, records: readonly { id: string; record
   return m;
 }
 
-/** The peers a decision is held by: whom a wait waits for, or whom a deadline halt names. */
+/**
+ * The peers a decision is held by: whom a wait waits for (to converge, or to end a deploy), or whom a
+ * deadline halt names. Not a bake: it ends by itself, and a baking peer is silent by design.
+ */
 export function heldBy(d: Decision): string[] {
-  if (d.kind === "wait") return [...d.for];
+  if (d.kind === "wait") return d.reason === "Baking" ? [] : [...d.for];
   if (d.kind === "halted" && d.reason === "PeerStuck") return [...d.by];
   return [];
 }

@@ -16,7 +16,7 @@ describe("heldBy", () => {
   const cases: [Decision, string[]][] = [
     [{ kind: "wait", for: ["i-2", "i-1"], until: null, reason: "EarlierWave" }, ["i-2", "i-1"]],
     [{ kind: "wait", for: ["i-3"], until: 5, reason: "WaveFull" }, ["i-3"]],
-    [{ kind: "wait", for: [], until: 5, reason: "Baking" }, []],
+    [{ kind: "wait", for: ["i-5"], until: 5, reason: "Baking" }, []],    // a bake ends by itself; a baking peer is silent by design
     [{ kind: "halted", by: ["i-4"], reason: "PeerStuck" }, ["i-4"]],
     [{ kind: "halted", by: ["i-4"], reason: "PeerFailed" }, []],          // a failed peer is an answer, not silence
     [{ kind: "rollback", by: ["i-4"], reason: "PeerFailed" }, []],
