@@ -35,6 +35,8 @@ export function rolloutTablePort(tableFor: ((region: string) => RolloutTable) | 
   // Liveness: what each record said at the last read and since when (this node's clock), and when EC2 may be asked next.
   let records = new Map<string, NodeRecord>();
   let silence: Silence = {};
+  // Records EC2 said are gone, as they read then: left out while unchanged (a delete that failed is not retried on every read).
+  const gone = new Map<string, string>();
   let nextCheckAt = 0, attempt = 0, warned = false;
   let held: { partition: string; slot: number; self: string; timer: ReturnType<typeof setInterval> } | null = null;
   let memory: LeaseMemory = {};
@@ -62,9 +64,16 @@ export function rolloutTablePort(tableFor: ((region: string) => RolloutTable) | 
     async peers(id) {
       const r = await need(id).read(part(id));
       slots = r.slots;
-      records = new Map(r.nodes.map((n) => [n.instance, n]));
-      silence = noteRecords(silence, r.nodes.map((n) => ({ id: n.instance, record: JSON.stringify(n) })), clock.now());
-      return r.nodes.map((n): PeerInfo => ({
+      const nodes = r.nodes.filter((n) => {
+        const was = gone.get(n.instance);
+        if (was === undefined) return true;
+        if (was === JSON.stringify(n)) return false;
+        gone.delete(n.instance);                                        // it wrote again: it counts
+        return true;
+      });
+      records = new Map(nodes.map((n) => [n.instance, n]));
+      silence = noteRecords(silence, nodes.map((n) => ({ id: n.instance, record: JSON.stringify(n) })), clock.now());
+      return nodes.map((n): PeerInfo => ({
         id: n.instance, state: "running", launchedAt: null, role: id.role ?? null,
         tags: Object.fromEntries(Object.entries({ "agent:commit": n.commit, "agent:state": n.state, "agent:failed": n.failed, "agent:since": n.since, "agent:version": n.version })
           .filter((e): e is [string, string] => !!e[1])),
@@ -116,8 +125,12 @@ export function rolloutTablePort(tableFor: ((region: string) => RolloutTable) | 
       for (const d of deadIds(check, found)) {
         const rec = records.get(d);
         // Deleted only if unchanged since the read: a node that wrote since (it came back) keeps its record and counts.
-        const gone = !rec || await need(id).remove(part(id), rec).catch((e) => { log.warn("could not delete the record of a gone instance", { instance: d, error: errorMessage(e) }); return true; });
-        if (!gone) continue;
+        const deleted = !rec || await need(id).remove(part(id), rec).catch((e) => {
+          log.warn("could not delete the record of a gone instance; leaving it out while it is unchanged", { instance: d, error: errorMessage(e) });
+          gone.set(d, JSON.stringify(rec));
+          return true;
+        });
+        if (!deleted) continue;
         dead.push(d);
         records.delete(d);
         delete silence[d];
