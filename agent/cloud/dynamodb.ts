@@ -18,6 +18,8 @@ export interface RolloutTable {
   readSlots(partition: string): Promise<Slot[]>;
   /** Write this node's record (PutItem; the last write wins, a node writes only its own). */
   publish(partition: string, record: NodeRecord): Promise<void>;
+  /** Delete a node record on condition it still says what `record` says (a node that wrote since keeps its record). false: it changed or is gone. */
+  remove(partition: string, record: NodeRecord): Promise<boolean>;
   /** Take `slot` on condition it still reads `expect` (null: no holder). false: another node got there first. */
   take(partition: string, slot: number, self: string, expect: { holder: string; version: number } | null): Promise<boolean>;
   /** Bump the slot's version (the heartbeat); false when this node no longer holds it. */
@@ -53,6 +55,9 @@ export function mapDynamoDbError(action: string, table: string, e: unknown): Age
   if (code === "AccessDeniedException" || code === "UnrecognizedClientException") return new AgentError("DynamoDbUnauthorized", `DynamoDB ${action} on ${table} was refused (${detail}); grant the instance role the policy in docs/aws.md`, { kind: "transient" }, { cause: e });
   return new AgentError("DynamoDbUnavailable", `DynamoDB ${action} on ${table} failed after retries (${detail}); retrying later`, { kind: "transient" }, { cause: e });
 }
+
+/** A node record's attributes in the table, as [name, value or null]. */
+const RECORD_FIELDS = (r: NodeRecord) => [["commit", r.commit], ["state", r.state], ["failed", r.failed], ["since", r.since], ["agentVersion", r.version]] as const;
 
 const str = (v: AttributeValue | undefined): string | null => (v && "S" in v && v.S ? v.S : null);
 const num = (v: AttributeValue | undefined): number => (v && "N" in v && v.N ? Number(v.N) : 0);
@@ -101,8 +106,21 @@ export function createRolloutTable(opts: DynamoDbOptions): RolloutTable {
     readSlots: async (partition) => (await query(partition, true)).slots,
     async publish(partition, r) {
       const item: Record<string, AttributeValue> = { ...key(partition, r.instance) };
-      for (const [k, v] of [["commit", r.commit], ["state", r.state], ["failed", r.failed], ["since", r.since], ["agentVersion", r.version]] as const) if (v) item[k] = { S: v };
+      for (const [k, v] of RECORD_FIELDS(r)) if (v) item[k] = { S: v };
       await call("PutItem", ({ sdk, client }) => client.send(new sdk.PutItemCommand({ TableName: T, Item: item })));
+    },
+    remove(partition, r) {
+      // Every attribute as read: one the node wrote since (any change) fails the condition.
+      const names: Record<string, string> = {}, values: Record<string, AttributeValue> = {}, conds: string[] = ["attribute_exists(#i)"];
+      names["#i"] = "instance";
+      for (const [k, v] of RECORD_FIELDS(r)) {
+        names[`#${k}`] = k;
+        if (v) { values[`:${k}`] = { S: v }; conds.push(`#${k} = :${k}`); } else conds.push(`attribute_not_exists(#${k})`);
+      }
+      return conditional("DeleteItem", ({ sdk, client }) => client.send(new sdk.DeleteItemCommand({
+        TableName: T, Key: key(partition, r.instance), ConditionExpression: conds.join(" AND "),
+        ExpressionAttributeNames: names, ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+      })));
     },
     take(partition, slot, self, expect) {
       return conditional("UpdateItem", ({ sdk, client }) => client.send(new sdk.UpdateItemCommand({

@@ -35,7 +35,16 @@ export interface Ec2 {
    * to retry after `retryAfterMs` (the caller spaces its reads, docs/fleet.md). Read-only.
    */
   describePeers(env: { key: string; value: string }, roleKey: string, retryAfterMs?: number): Promise<PeerInfo[]>;
+  /**
+   * EC2's state of each of these instances (instance-state-name by id): DescribeInstances filtered
+   * by instance-id, 200 ids a call, every page, no retry (as describePeers). An id EC2 does not
+   * know is absent from the answer. Read-only.
+   */
+  instanceStates(ids: readonly string[], retryAfterMs?: number): Promise<Record<string, string>>;
 }
+
+/** Values one DescribeInstances filter takes at most. */
+export const FILTER_VALUES = 200;
 
 export interface Ec2Options {
   region: string;
@@ -202,22 +211,33 @@ export function createEc2(opts: Ec2Options): Ec2 {
       return { state: need("AttachVolume", r.State, "State") };
     },
     async describePeers(env, roleKey, retryAfterMs = 30_000) {
-      const out: PeerInfo[] = [];
-      let token: string | undefined;
-      for (let page = 0; ; page++) {
-        if (page === 100) throw new AgentError("Ec2BadAnswer", "EC2 DescribeInstances gave more than 100 pages of peers; retrying on the next tick");
-        const r = await send("DescribeInstances", (_c, m) => onceClient(m).send(new m.DescribeInstancesCommand({
-          Filters: [{ Name: `tag:${env.key}`, Values: [env.value] }, { Name: "instance-state-name", Values: ["pending", "running"] }],
-          MaxResults: 1000, NextToken: token,
-        }))).catch((e: AgentError) => {
-          throw e.reason === "Ec2Throttled"
-            ? new AgentError("Ec2Throttled", `EC2 DescribeInstances (peers) was throttled (RequestLimitExceeded); reading again in ${Math.round(retryAfterMs / 1000)} s`, { kind: "after", ms: retryAfterMs }, { cause: e.cause })
-            : e;
-        });
-        out.push(...parsePeers(r.Reservations, roleKey));
-        token = r.NextToken;
-        if (!token) return out;
+      return await describeAll([{ Name: `tag:${env.key}`, Values: [env.value] }, { Name: "instance-state-name", Values: ["pending", "running"] }], roleKey, "peers", retryAfterMs);
+    },
+    async instanceStates(ids, retryAfterMs = 30_000) {
+      const out: Record<string, string> = {};
+      for (let i = 0; i < ids.length; i += FILTER_VALUES) {
+        const found = await describeAll([{ Name: "instance-id", Values: ids.slice(i, i + FILTER_VALUES) }], "", "liveness", retryAfterMs);
+        for (const p of found) out[p.id] = p.state;
       }
+      return out;
     },
   };
+
+  /** Every page of one filtered DescribeInstances, on the client without retries: throttled is Ec2Throttled, retry after retryAfterMs. */
+  async function describeAll(filters: Filter[], roleKey: string, what: string, retryAfterMs: number): Promise<PeerInfo[]> {
+    const out: PeerInfo[] = [];
+    let token: string | undefined;
+    for (let page = 0; ; page++) {
+      if (page === 100) throw new AgentError("Ec2BadAnswer", `EC2 DescribeInstances gave more than 100 pages (${what}); retrying on the next tick`);
+      const r = await send("DescribeInstances", (_c, m) => onceClient(m).send(new m.DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, NextToken: token })))
+        .catch((e: AgentError) => {
+          throw e.reason === "Ec2Throttled"
+            ? new AgentError("Ec2Throttled", `EC2 DescribeInstances (${what}) was throttled (RequestLimitExceeded); reading again in ${Math.round(retryAfterMs / 1000)} s`, { kind: "after", ms: retryAfterMs }, { cause: e.cause })
+            : e;
+        });
+      out.push(...parsePeers(r.Reservations, roleKey));
+      token = r.NextToken;
+      if (!token) return out;
+    }
+  }
 }

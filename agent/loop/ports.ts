@@ -8,7 +8,7 @@ import type { ReleaseState } from "../plan/release.ts";
 import type { ActionBase } from "../plan/types.ts";
 import type { Layout } from "../state/layout.ts";
 import type { CachedIdentity, StateStore } from "../state/store.ts";
-import type { RolloutTablePort } from "./rollout-table.ts";
+import type { RolloutTablePort, SlotAnswer } from "./rollout-table.ts";
 import type { ProcessStatus, ResourceStatus } from "../status/types.ts";
 import type { Trust } from "../trust/trust.ts";
 import type { Secrets } from "../secrets/keeper.ts";
@@ -96,10 +96,30 @@ export interface CloudPort {
   syncTags(identity: Identity, want: Record<string, string>, last: Record<string, string>): Promise<Record<string, string>>;
   /** The agent:tip of the other running instances of this environment (trust: the floor of a new node). */
   peerTips?(identity: Identity): Promise<{ instanceId: string; tip: string }[]>;
-  /** The environment's pending and running instances (one filtered, paginated DescribeInstances); absent off EC2. */
-  peers?(identity: Identity): Promise<PeerInfo[]>;
-  /** The DynamoDB rollout store (manifest rollout.store: dynamodb; the table from the node config's rollout.table). */
+  /** The store the manifest's rollout.store names (default tags); null when this node cannot read it (the tags need the instance's EC2 identity). */
+  rolloutStore?(store: "tags" | "dynamodb"): RolloutStore | null;
+  /** The DynamoDB rollout store, also for publishing this node's record (the table from the node config's rollout.table). */
   rolloutTable?: RolloutTablePort;
+}
+
+/**
+ * Where a rollout's peers come from (loop/gate.ts asks only this): the instances' agent:* tags
+ * (loop/rollout-tags.ts) or the DynamoDB table (loop/rollout-table.ts). docs/fleet.md.
+ */
+export interface RolloutStore {
+  /** The peers, self included (the gate keeps those of its role); one read. */
+  peers(identity: Identity): Promise<PeerInfo[]>;
+  /** Ms until the next read, `nodes` being what the last read found: the budget this store reads on. Pure. */
+  intervalMs(pollMs: number, nodes: number, jitter: number): number;
+  /** rollout.maxInFlight enforced: hold one of the deploy slots (take one if free or expired). Absent: nothing to take. */
+  slot?(identity: Identity, maxInFlight: number, leaseMs: number): Promise<SlotAnswer>;
+  /** The cheap look before the barrier's full read (the slots only): could slot() hold one now? Takes nothing. */
+  slotFree?(identity: Identity, maxInFlight: number, leaseMs: number): Promise<SlotAnswer>;
+  /**
+   * Records that outlive their instance: of the peers a decision is held by (fleet/liveness.ts
+   * heldBy), those EC2 says are gone, their records deleted; at most one EC2 call per describe interval.
+   */
+  prune?(identity: Identity, heldBy: readonly string[], o: { pollMs: number; silentMs: number }): Promise<{ dead: string[]; notice: string | null }>;
 }
 
 /** The node in its role's load balancer target groups (agent/converge/targets.ts). Never throws. */

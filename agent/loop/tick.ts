@@ -174,7 +174,7 @@ async function readSource(t: TickContext): Promise<void> {
   const binding = t.manifest.roles[t.roleName] ?? {};
   t.bindingEnv = plainEnv(binding.env);                      // secret references are resolved apart
   bindSecrets(t.p, binding, t.env, t.identity.region);
-  if (t.manifest.rollout && t.manifest.rollout.store !== "dynamodb" && !t.p.cloud?.peers) status.notices.push("rollout waves need the instance's EC2 identity (identity: imds): this node deploys as soon as the manifest changes");
+  if (t.manifest.rollout && !t.p.cloud?.rolloutStore?.(t.manifest.rollout.store ?? "tags")) status.notices.push("rollout waves need the instance's EC2 identity (identity: imds): this node deploys as soon as the manifest changes");
 }
 
 /** 3. The desired commit (pinned, or a local pin from `agent rollback`) and its role. */

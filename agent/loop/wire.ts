@@ -32,6 +32,7 @@ import { FrontKeeper } from "./front.ts";
 import { endpointFor } from "../cloud/endpoints.ts";
 import { createRolloutTable } from "../cloud/dynamodb.ts";
 import { rolloutTablePort } from "./rollout-table.ts";
+import { tagsStore } from "./rollout-tags.ts";
 import { createSecretsClient, type SecretsClient } from "../cloud/secrets.ts";
 import { Secrets } from "../secrets/keeper.ts";
 import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, ResourcePort, TargetsPort } from "./ports.ts";
@@ -116,6 +117,12 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     ec2: ec2Of(id.region), instanceId: id.instanceId, zone: id.zone, byIdDir: config.devices.byIdDir,
     log: log.child("cloud"), clock, memory,
   });
+  // Rollout stores: the peers' agent:* tags need the instance's own EC2 identity; the DynamoDB table
+  // (its SDK loaded at the first call) does not, but asks EC2 about silent records only with it.
+  const onEc2 = typeof config.identity !== "object";
+  const tags = onEc2 ? tagsStore((id) => ec2Of(id.region).describePeers({ key: config.tags.environment, value: id.environment ?? "" }, config.tags.role)) : null;
+  const rolloutTable = rolloutTablePort(config.rollout?.table ? (region) => createRolloutTable({ region, table: config.rollout!.table!, endpoint: endpointFor(config.aws, "dynamodb", process.env) }) : null,
+    clock, log.child("rollout"), onEc2 ? (id, ids, retryAfterMs) => ec2Of(id.region).instanceStates(ids, retryAfterMs) : null);
   const cloud: CloudPort = {
     volumes(role, manifest, id) {
       const { volumes, problems } = desiredVolumes(role, manifest.roles[id.role ?? ""]);
@@ -131,13 +138,8 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
     // Off EC2 (a static identity) a node has no peers to ask.
     peerTips: (id) => typeof config.identity === "object" || !id.environment ? Promise.resolve([])
       : peerTips(ec2Of(id.region), { key: config.tags.environment, value: id.environment }, config.tags.role, id.instanceId),
-    // Rollout waves: the peers' agent:* tags; only with the instance's own EC2 identity.
-    ...(typeof config.identity === "object" ? {} : {
-      peers: (id: Identity) => ec2Of(id.region).describePeers({ key: config.tags.environment, value: id.environment ?? "" }, config.tags.role),
-    }),
-    // rollout.store: dynamodb (loop/rollout-table.ts); the SDK is loaded at its first call.
-    rolloutTable: rolloutTablePort(config.rollout?.table ? (region) => createRolloutTable({ region, table: config.rollout!.table!, endpoint: endpointFor(config.aws, "dynamodb", process.env) }) : null,
-      clock, log.child("rollout")),
+    rolloutStore: (name) => name === "dynamodb" ? rolloutTable : tags,
+    rolloutTable,
   };
 
   // Target groups: the ELBv2 client (and its SDK) is made at the first call, so a role bound to none never loads it.

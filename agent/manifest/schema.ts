@@ -140,7 +140,7 @@ export const Manifest = z.strictObject({
     onFailure: z.enum(["halt", "rollback"]).prefault("halt").meta({ description: "halt: nodes already on the commit keep it; rollback: they go back to their last good release." }),
     store: z.enum(["tags", "dynamodb"]).prefault("tags").meta({ description: "Where nodes publish their rollout state: their EC2 tags, or a DynamoDB table (the node config's rollout.table) for large fleets." }),
     maxInFlight: z.number().int().min(1).optional().meta({ description: "At most this many nodes of a role deploying at once; enforced by conditional write with store: dynamodb, advisory with tags." }),
-    lease: Duration.prefault("2m").meta({ description: "store: dynamodb: a deploy slot whose holder's version has not changed this long (the waiter's clock) is free." }),
+    lease: Duration.prefault("2m").meta({ description: "store: dynamodb: a deploy slot whose holder's version has not changed this long (the waiter's clock) is free; a peer record unchanged this long that the rollout waits on is checked with EC2." }),
   }).optional().meta({ description: "Roll out in waves; default: all nodes at once." }),
   roles: z.record(Name, RoleBinding).prefault({}).meta({ description: "Per-role bindings for this environment: addresses, env, volumes, canary commit." }),
 }).meta({ title: "agent manifest", description: "manifests/<environment>.yaml: the release an environment runs and its bindings." });

@@ -57,9 +57,11 @@ export interface AgentState {
   /**
    * The rollout gate's memory of the pinned commit's rollout (agent/loop/gate.ts): when this node
    * first saw peers converged or due (its own clock, ms) and what it ran before it moved to the
-   * commit (onFailure: rollback goes back there). Dropped when the manifest pins another commit.
+   * commit (onFailure: rollback goes back there). Dropped when the manifest pins another commit,
+   * except `nodes`: how many nodes the last read of the peers found, so a restarted agent paces its
+   * first read by it (absent in files written before it was added: 1).
    */
-  rollout?: { commit: string; memory: import("../fleet/types.ts").FleetMemory; from: string | null } | null;
+  rollout?: { commit: string; memory: import("../fleet/types.ts").FleetMemory; from: string | null; nodes?: number } | null;
   /** Per target group ARN: this node's registration as it last left it (agent/converge/targets.ts). */
   targets?: Record<string, import("../plan/targets.ts").TargetRecord>;
   /** Per commit, the versions (never the values) of the secrets its processes run with (agent/secrets/). */

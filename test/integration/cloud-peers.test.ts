@@ -75,3 +75,27 @@ describe("describePeers", () => {
     expect(theirs.find((p) => p.id === "i-00000001")!.tags["agent:state"]).toBe("converged");
   });
 });
+
+describe("instanceStates (the DynamoDB store's liveness check)", () => {
+  test("DescribeInstances filtered by instance-id, 200 ids a call, any state; an id EC2 does not know is absent", async () => {
+    const ids = [...Array(450).keys()].map((n) => `i-${n.toString(16).padStart(8, "0")}`).concat("i-ffffffff");
+    const states = await client().instanceStates(ids);
+    expect(Object.keys(states)).toHaveLength(450);
+    expect(states).toMatchObject({ "i-00000004": "running", "i-00000005": "terminated", "i-00000006": "pending", "i-00000007": "stopped" });
+    expect(states["i-ffffffff"]).toBeUndefined();
+    const calls = server.calls.filter((c) => c.action === "DescribeInstances");
+    expect(calls).toHaveLength(3);   // 451 ids: 200 + 200 + 51
+    expect(calls[0]!.params).toMatchObject({ "Filter.1.Name": "instance-id", "Filter.1.Value.200": ids[199] });
+    expect(calls[0]!.params["Filter.1.Value.201"]).toBeUndefined();
+    expect(calls[0]!.params["Filter.2.Name"]).toBeUndefined();   // no state filter: a terminated peer must be seen as such
+  });
+  test("RequestLimitExceeded: an Ec2Throttled error to retry after the given delay, no SDK retries", async () => {
+    server.limits.describe = { burst: 1, perSecond: 0.001 };
+    await client().describeInstanceTags("i-00000000");
+    const before = server.calls.length;
+    const e = await err(client().instanceStates(["i-00000001"], 30_000));
+    expect(e.reason).toBe("Ec2Throttled");
+    expect(e.retry).toEqual({ kind: "after", ms: 30_000 });
+    expect(server.calls.length - before).toBe(1);
+  });
+});

@@ -6,66 +6,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../../agent/core/clock.ts";
-import { memoryLogger } from "../../agent/core/log.ts";
-import type { PeerInfo } from "../../agent/cloud/ec2.ts";
 import { rankOrder } from "../../agent/fleet/rank.ts";
-import { Config, Manifest, Role } from "../../agent/manifest/schema.ts";
-import type { Ports, ReleaseInfo } from "../../agent/loop/ports.ts";
+import type { RolloutTablePort, SlotAnswer } from "../../agent/loop/rollout-table.ts";
 import { newMemory, tick } from "../../agent/loop/tick.ts";
-import { layout } from "../../agent/state/layout.ts";
-import { StateStore } from "../../agent/state/store.ts";
 import type { Trust } from "../../agent/trust/trust.ts";
+import { A, B, IDS, World, gatePorts as ports } from "./gate-ports.ts";
 
-const A = "a".repeat(40), B = "b".repeat(40);
-const IDS = ["i-01", "i-02", "i-03"];
 const ROLLOUT = { waves: [1, "100%"], bake: "2s" };
 const CANARY = rankOrder(B, IDS)[0]!, LATER = rankOrder(B, IDS)[2]!;
-
-class World {
-  manifest: Record<string, unknown> = { commit: A, poll: "1s" };
-  releases = new Map<string, ReleaseInfo>();
-  current: string | null = null;
-  prepared: string[] = [];
-  peers: PeerInfo[] = IDS.map((id) => ({ id, state: "running", launchedAt: null, role: "web", tags: { "agent:commit": A, "agent:state": "converged", "agent:version": "1" } }));
-  reads = 0;
-  /** agent:state of every tag write, and the commit current named then. */
-  writes: string[] = [];
-}
-
-function ports(w: World, dir: string, self: string, clock = new ManualClock(1_000_000, [0])): Ports {
-  const L = layout(dir);
-  const id = { instanceId: self, region: "us-east-1", zone: "us-east-1a", role: "web", environment: "staging" };
-  let tip = 0;
-  return {
-    config: Config.parse({ repo: "http://127.0.0.1:1/ops.git", stateDir: dir, identity: "imds" }),
-    layout: L, store: new StateStore(L.stateFile), clock, log: memoryLogger(),
-    identity: { resolve: async () => ({ identity: id }) },
-    source: {
-      poll: async () => ({ tip: String(++tip).padStart(40, "1"), moved: true }),
-      readManifest: async () => ({ ok: true, value: Manifest.parse(w.manifest), file: "manifests/staging.yaml" }),
-      ensureCommit: async (c) => ({ subject: c.slice(0, 4) }),
-      readRole: async () => Role.parse({ processes: { web: { run: "app" } } }),
-    },
-    releases: {
-      info: (c) => w.releases.get(c) ?? { state: "missing" },
-      current: () => w.current,
-      prepare: async (c) => { w.prepared.push(c); w.releases.set(c, { state: "ready" }); },
-      switchCurrent: (c) => { w.current = c; },
-      mark: (c, state) => { w.releases.set(c, { ...w.releases.get(c), state, since: new Date(clock.now()).toISOString() }); },
-      runHook: async () => {},
-      prune: () => {},
-    },
-    processes: {
-      ensure: async () => {}, replace: async () => ({ ok: true }), stopAll: async () => {},
-      status: () => [], healthy: () => true,
-    },
-    cloud: {
-      volumes: () => [], address: () => null,
-      syncTags: async (_i, want, last) => { w.writes.push(`${want["agent:state"]}@${want["agent:commit"]!.slice(0, 1)}`); return { ...last, ...want }; },
-      peers: async () => { w.reads++; return w.peers; },
-    },
-  };
-}
 
 let dir: string;
 beforeEach(() => { dir = mkdtempSync(join(tmpdir(), "gate-")); });
@@ -116,7 +64,7 @@ describe("the rollout gate", () => {
   test("the barrier: the wave closed between the gate's read and the cutover, so no cutover", async () => {
     const { w, p, mem } = await onA(CANARY);
     let n = 0;
-    p.cloud!.peers = async () => {
+    w.read = async () => {
       w.reads++;
       // the second read (the barrier) sees another peer deploying: the wave of one is full
       return w.peers.map((x) => (++n > 3 && x.id === LATER ? { ...x, tags: { ...x.tags, "agent:state": "deploying" } } : x));
@@ -267,5 +215,45 @@ describe("the rollout memory over a restart (state.json)", () => {
     clock.advance(5_000);
     await tick(again.p, again.mem, { mode: "run" });
     expect(again.p.store.get().rollout?.commit ?? null).not.toBe(B);
+  });
+});
+
+describe("pacing", () => {
+  test("a freshly started agent paces its first read by the N its last read found (state.json), also over a new pin", async () => {
+    const { w, p, mem } = await onA(LATER);
+    w.peers = [...w.peers, ...[...Array(997).keys()].map((n) => ({ ...w.peers[0]!, id: `i-1${n}` }))];
+    await tick(p, mem, { mode: "run" });
+    expect(w.reads).toBeGreaterThan(0);
+    expect(p.store.get().rollout).toMatchObject({ commit: B, nodes: 1000 });
+    // a mass restart; then the manifest pins another commit: 1000 nodes read once per 200 s, so the first read comes at 0.5 × 200 s
+    const clock = new ManualClock((p.clock as ManualClock).now(), [0.5]);
+    const again = { p: ports(w, dir, LATER, clock), mem: newMemory() };
+    w.manifest = { ...w.manifest, commit: "c".repeat(40) };
+    w.reads = 0;
+    for (const step of [0, 1_000, 98_000]) { clock.advance(step); await tick(again.p, again.mem, { mode: "run" }); }
+    expect(w.reads).toBe(0);                   // paced by N = 1, it would have read 0.5 s after the pin
+    expect(again.p.store.get().rollout).toMatchObject({ commit: "c".repeat(40), nodes: 1000 });
+    clock.advance(1_000);
+    await tick(again.p, again.mem, { mode: "run" });
+    expect(w.reads).toBeGreaterThan(0);
+  });
+
+  test("a node whose wave is open but waits only for a deploy slot reads the slots alone, and the whole store only once one is free", async () => {
+    const { w, p, mem } = await onA(LATER);
+    w.manifest = { ...w.manifest, rollout: { waves: ["100%"], store: "dynamodb", maxInFlight: 1 } };
+    let free = false, looks = 0;
+    const answer = async (): Promise<SlotAnswer> => { looks++; return free ? { ok: true, slot: 0 } : { ok: false, for: ["i-99"], until: null }; };
+    const store: RolloutTablePort = { peers: () => w.read(), intervalMs: (poll) => poll, slotFree: answer, slot: answer, publish: async () => {} };
+    p.cloud!.rolloutStore = () => store;
+    let r = await tick(p, mem, { mode: "run" });
+    expect([w.current, w.reads, looks]).toEqual([A, 1, 1]);      // the gate's read says move; the barrier looked at the slots only
+    expect(r.status.notices.join("\n")).toContain("waiting for a deploy slot (maxInFlight 1, held by i-99)");
+    (p.clock as ManualClock).advance(100);
+    await tick(p, mem, { mode: "run" });
+    expect([w.current, w.reads, looks]).toEqual([A, 1, 2]);      // the next tick too: no read of the peers
+    free = true;
+    (p.clock as ManualClock).advance(100);
+    r = await tick(p, mem, { mode: "run" });
+    expect([w.current, w.reads, looks]).toEqual([B, 2, 4]);      // a slot could be had: the barrier's full read, then the take
   });
 });
