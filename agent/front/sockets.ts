@@ -39,6 +39,8 @@ const POOL_IDLE_MS = 4_000;
 const POOL_MAX = 64;
 /** After the front sends a WebSocket close frame, both sides are cut if they are still open this long after. */
 const WS_CLOSE_MS = 1_000;
+/** After its listener stops, a kept client connection that stays idle this long is closed. */
+const STOP_GRACE_MS = 500;
 
 interface Out { out: Uint8Array[]; waiting: Socket<any> | null; endAfter: boolean }
 interface UpData extends Out { port: number; ex: Exchange | null; idleSince: number; dead: boolean }
@@ -559,7 +561,7 @@ export class SocketListener {
   readonly conns = new Set<Conn>();
   stopped = false;
   private readonly listener: TCPSocketListener<Conn>;
-  private readonly timer: ReturnType<typeof setInterval>;
+  private timer: ReturnType<typeof setInterval>;
 
   constructor(readonly core: FrontCore, readonly port: number, hostname: string, readonly tls: { cert: string; key: string } | undefined, private readonly idleTimeoutS: number) {
     const self = this;
@@ -584,7 +586,13 @@ export class SocketListener {
     this.timer = setInterval(() => this.sweep(), 1000);
   }
 
-  get pendingRequests(): number { let n = 0; for (const c of this.conns) if (c.ex && !c.ws) n++; return n; }
+  /** Requests in progress; once stopped, also connections that answered one within STOP_GRACE_MS (a kept client's next request is coming). */
+  get pendingRequests(): number {
+    const now = Date.now();
+    let n = 0;
+    for (const c of this.conns) if ((c.ex && !c.ws) || (this.stopped && !c.ex && now - c.idleSince < STOP_GRACE_MS)) n++;
+    return n;
+  }
   get pendingWebSockets(): number { let n = 0; for (const c of this.conns) if (c.ws) n++; return n; }
 
   /** Slow request heads get 408; connections idle past the idle timeout are closed; old pooled connections too. */
@@ -607,13 +615,18 @@ export class SocketListener {
    * `Connection: close`). `force` cuts them all.
    */
   stop(force = false): void {
+    if (this.stopped) return;
     this.stopped = true;
     this.listener.stop(false);
-    for (const c of this.conns) {
-      if (force) c.sock.terminate();
-      else if (!c.ex && !c.buf) c.sock.end();
-    }
-    if (this.conns.size === 0) clearInterval(this.timer);
+    clearInterval(this.timer);
+    if (force) { for (const c of this.conns) c.sock.terminate(); return; }
+    // Closing an idle kept connection races with the request its client may be sending: those
+    // that answered just now get STOP_GRACE_MS for it (answered with Connection: close).
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      for (const c of this.conns) if (!c.ex && !c.buf && now - c.idleSince >= STOP_GRACE_MS) c.sock.end();
+      this.sweep();
+    }, 50);
   }
 }
 
