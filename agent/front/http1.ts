@@ -123,13 +123,13 @@ export interface Forwarded {
  * The head sent to the instance: the request line in origin form, the client's headers without
  * the hop-by-hop ones (and those named in Connection), X-Forwarded-For appended to,
  * X-Forwarded-Proto and -Host set. A WebSocket handshake keeps `Connection: Upgrade` and
- * `Upgrade: websocket`. Always HTTP/1.1 to the instance (the front keeps that connection).
+ * `Upgrade: websocket`. The version stays the client's (an HTTP/1.0 client must not get a chunked answer).
  */
 export function rewriteRequestHead(h: RequestHead, fwd: Forwarded): string {
   const named = new Set<string>();
   let xff = "";
   for (const [name, value] of h.headers) if (name.toLowerCase() === "connection") for (const t of tokens(value)) named.add(t);
-  let out = `${h.method} ${h.target} HTTP/1.1\r\n`;
+  let out = `${h.method} ${h.target} ${h.version}\r\n`;
   for (const [name, value] of h.headers) {
     const lower = name.toLowerCase();
     if (lower === "x-forwarded-for") { xff = xff ? `${xff}, ${value}` : value; continue; }
