@@ -19,7 +19,7 @@ import { closePool, SocketListener, type FrontCore } from "./sockets.ts";
  * picks it when the options do not.
  */
 export type DataPath = "sockets" | "serve";
-export const DEFAULT_DATA_PATH: DataPath = "serve";
+export const DEFAULT_DATA_PATH: DataPath = "sockets";
 
 export interface FrontOptions {
   /** The control socket; created with mode 0600. */

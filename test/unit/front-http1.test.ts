@@ -99,7 +99,7 @@ describe("parseResponseHead", () => {
     ["HTTP/1.0 closes", ["HTTP/1.0 200 OK", "Content-Length: 1"], "GET", { kind: "length", length: 1 }, true],
   ] as const)("%s", (_name, lines, method, body, close) => {
     const h = res([...lines], method);
-    expect(h.body).toEqual(body as object);
+    expect(h.body as object).toEqual(body);
     expect(h.close).toBe(close);
   });
   test("the head for the client drops Connection and Keep-Alive; close adds Connection: close", () => {
