@@ -30,23 +30,38 @@ export interface RequestHead {
   /** A WebSocket handshake (Upgrade: websocket). */
   websocket: boolean;
   expectContinue: boolean;
+  /** The head as received, when it can be passed on as it is (then only X-Forwarded-* are added). */
+  text: string | null;
 }
 
 export type Parsed<T> = { ok: true; head: T } | { ok: false; status: 400 | 501 | 505; error: string };
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-function parseFields(lines: string[]): [string, string][] | string {
+// Hop-by-hop headers (RFC 9110 7.6.1) and the ones the front sets itself; Transfer-Encoding
+// stays: a chunked body passes through with its framing.
+const DROP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization",
+  "x-forwarded-proto", "x-forwarded-host"]);
+
+/** The header lines of a head from `pos` (just past the start line) to its blank line. */
+function parseFields(text: string, pos: number): [string, string][] | string {
   const out: [string, string][] = [];
-  for (const line of lines) {
-    const colon = line.indexOf(":");
-    if (colon <= 0) return `a header line without a name: ${JSON.stringify(line.slice(0, 40))}`;
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return `an invalid header name: ${JSON.stringify(name.slice(0, 40))}`;
-    out.push([name, line.slice(colon + 1).trim()]);
+  for (;;) {
+    const eol = text.indexOf("\r\n", pos);
+    if (eol < 0 || eol === pos) return out;
+    const colon = text.indexOf(":", pos);
+    if (colon <= pos || colon > eol) return `a header line without a name: ${JSON.stringify(text.slice(pos, Math.min(eol, pos + 40)))}`;
+    for (let i = pos; i < colon; i++) {
+      if (!TCHAR[text.charCodeAt(i)]) return `an invalid header name: ${JSON.stringify(text.slice(pos, Math.min(colon, pos + 40)))}`;
+    }
+    out.push([text.slice(pos, colon), text.slice(colon + 1, eol).trim()]);
+    pos = eol + 2;
   }
-  return out;
 }
+
+/** tchar (RFC 9110 5.6.2) by character code. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
 
 function tokens(v: string): string[] {
   return v.toLowerCase().split(",").map((t) => t.trim()).filter(Boolean);
@@ -54,10 +69,9 @@ function tokens(v: string): string[] {
 
 /** Parses a request head (the text up to and including its blank line). */
 export function parseRequestHead(text: string): Parsed<RequestHead> {
-  const lines = text.split("\r\n");
-  while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
-  const first = lines.shift() ?? "";
-  const parts = first.split(" ");
+  let eol = text.indexOf("\r\n");
+  if (eol < 0) eol = text.length;
+  const parts = text.slice(0, eol).split(" ");
   if (parts.length !== 3 || !TOKEN.test(parts[0]!) || parts[1] === "") return { ok: false, status: 400, error: "a malformed request line" };
   const [method, rawTarget, version] = parts as [string, string, string];
   if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
@@ -67,12 +81,16 @@ export function parseRequestHead(text: string): Parsed<RequestHead> {
   const abs = /^https?:\/\/[^/?#]*/i.exec(target);
   if (abs) target = target.slice(abs[0].length) || "/";
   if (target[0] !== "/" && !(method === "OPTIONS" && target === "*")) return { ok: false, status: 400, error: "the request target is not a path" };
-  const headers = parseFields(lines);
+  const headers = parseFields(text, eol + 2);
   if (typeof headers === "string") return { ok: false, status: 400, error: headers };
+  // plain: the head can go to the instance as it is, X-Forwarded-* added (no hop-by-hop header to drop)
+  let plain = target === rawTarget;
   let host: string | null = null, length: number | null = null, chunked = false, te = false;
   let conn: string[] = [], upgrade = "", expect = "";
   for (const [name, value] of headers) {
-    switch (name.toLowerCase()) {
+    const lower = name.toLowerCase();
+    if (DROP.has(lower) || lower === "x-forwarded-for") plain = false;
+    switch (lower) {
       case "host":
         if (host !== null) return { ok: false, status: 400, error: "more than one Host header" };
         host = value; break;
@@ -101,17 +119,13 @@ export function parseRequestHead(text: string): Parsed<RequestHead> {
   return {
     ok: true,
     head: {
-      method, target, version, headers, host: host ?? "",
+      method, target, version, headers, host: host ?? "", text: plain ? text : null,
       body: chunked ? { kind: "chunked" } : length ? { kind: "length", length } : { kind: "none" },
       keepAlive, websocket, expectContinue: expect === "100-continue",
     },
   };
 }
 
-// Hop-by-hop headers (RFC 9110 7.6.1) and the ones the front sets itself; Transfer-Encoding
-// stays: a chunked body passes through with its framing.
-const DROP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization",
-  "x-forwarded-proto", "x-forwarded-host"]);
 
 export interface Forwarded {
   /** The client's address. */
@@ -126,6 +140,9 @@ export interface Forwarded {
  * `Upgrade: websocket`. The version stays the client's (an HTTP/1.0 client must not get a chunked answer).
  */
 export function rewriteRequestHead(h: RequestHead, fwd: Forwarded): string {
+  if (h.text !== null) {
+    return `${h.text.slice(0, h.text.length - 2)}X-Forwarded-For: ${fwd.peer}\r\nX-Forwarded-Proto: ${fwd.proto}\r\nX-Forwarded-Host: ${h.host}\r\n\r\n`;
+  }
   const named = new Set<string>();
   let xff = "";
   for (const [name, value] of h.headers) if (name.toLowerCase() === "connection") for (const t of tokens(value)) named.add(t);
@@ -149,21 +166,23 @@ export interface ResponseHead {
   close: boolean;
   /** The head for the client: the status line and the headers without the hop-by-hop Connection ones. */
   lines: string[];
+  /** The head had no hop-by-hop header: it can go to the client as it is. */
+  plain: boolean;
   /** Content-Length when given (for the access log). */
   length: number | null;
 }
 
 /** Parses an instance's response head; `method` is the request's (a HEAD's response has no body). */
 export function parseResponseHead(text: string, method: string): Parsed<ResponseHead> {
-  const all = text.split("\r\n");
-  while (all.length > 0 && all[all.length - 1] === "") all.pop();
-  const first = all.shift() ?? "";
+  let eol = text.indexOf("\r\n");
+  if (eol < 0) eol = text.length;
+  const first = text.slice(0, eol);
   const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(first);
   if (!m) return { ok: false, status: 400, error: "a malformed status line" };
   const status = Number(m[2]);
-  const fields = parseFields(all);
+  const fields = parseFields(text, eol + 2);
   if (typeof fields === "string") return { ok: false, status: 400, error: fields };
-  let length: number | null = null, chunked = false, conn: string[] = [];
+  let length: number | null = null, chunked = false, conn: string[] = [], plain = true;
   const lines = [first];
   for (const [name, value] of fields) {
     const lower = name.toLowerCase();
@@ -171,14 +190,14 @@ export function parseResponseHead(text: string, method: string): Parsed<Response
       if (!/^\d{1,15}$/.test(value)) return { ok: false, status: 400, error: "an invalid Content-Length" };
       length = Number(value);
     } else if (lower === "transfer-encoding") chunked = tokens(value).at(-1) === "chunked";
-    else if (lower === "connection") { conn = conn.concat(tokens(value)); if (status === 101) lines.push(`${name}: ${value}`); continue; }
-    else if ((lower === "keep-alive" || lower === "proxy-connection") && status !== 101) continue;
+    else if (lower === "connection") { conn = conn.concat(tokens(value)); plain = false; if (status === 101) lines.push(`${name}: ${value}`); continue; }
+    else if ((lower === "keep-alive" || lower === "proxy-connection") && status !== 101) { plain = false; continue; }
     lines.push(`${name}: ${value}`);
   }
   const close = m[1] === "0" ? !conn.includes("keep-alive") : conn.includes("close");
   const bodyless = method === "HEAD" || status < 200 || status === 204 || status === 304;
   const body = bodyless ? { kind: "none" as const } : chunked ? { kind: "chunked" as const } : length !== null ? (length === 0 ? { kind: "none" as const } : { kind: "length" as const, length }) : { kind: "close" as const };
-  return { ok: true, head: { status, body, close: close || body.kind === "close", lines, length } };
+  return { ok: true, head: { status, body, close: close || body.kind === "close", lines, plain: plain || status === 101, length } };
 }
 
 /** The head for the client; `close` adds `Connection: close` (the front closes after it). */

@@ -42,20 +42,26 @@ const WS_CLOSE_MS = 1_000;
 /** After its listener stops, a kept client connection that stays idle this long is closed. */
 const STOP_GRACE_MS = 500;
 
-interface Out { out: Uint8Array[]; waiting: Socket<any> | null; endAfter: boolean }
+interface Out { out: Uint8Array[]; waiting: Socket<Out> | null; endAfter: boolean; paused: boolean }
 interface UpData extends Out { port: number; ex: Exchange | null; idleSince: number; dead: boolean }
 type UpSocket = Socket<UpData>;
 type ClientSocket = Socket<Conn>;
 
 /** Writes `data` to `dst`, keeping what the kernel did not take and pausing `src` until `dst` drains. */
-function send(dst: Socket<Out>, data: Uint8Array, src: Socket<any> | null): void {
+function send(dst: Socket<Out>, data: Uint8Array, src: Socket<Out> | null): void {
   const d = dst.data;
   if (d.out.length > 0) { d.out.push(Buffer.from(data)); pauseFor(d, src); return; }
   const n = dst.write(data);
   if (n < data.length) { d.out.push(Buffer.from(data.subarray(Math.max(0, n)))); pauseFor(d, src); }
 }
-function pauseFor(d: Out, src: Socket<any> | null): void {
-  if (src && d.waiting !== src) { d.waiting = src; src.pause(); }
+function pauseFor(d: Out, src: Socket<Out> | null): void {
+  if (src && d.waiting !== src) { d.waiting = src; pause(src); }
+}
+function pause(s: Socket<Out>): void {
+  if (!s.data.paused) { s.data.paused = true; s.pause(); }
+}
+function resume(s: Socket<Out>): void {
+  if (s.data.paused) { s.data.paused = false; s.resume(); }
 }
 function flush(dst: Socket<Out>): void {
   const d = dst.data;
@@ -65,7 +71,7 @@ function flush(dst: Socket<Out>): void {
     if (n < first.length) { d.out[0] = first.subarray(Math.max(0, n)); return; }
     d.out.shift();
   }
-  if (d.waiting) { const w = d.waiting; d.waiting = null; w.resume(); }
+  if (d.waiting) { const w = d.waiting; d.waiting = null; resume(w); }
   if (d.endAfter) dst.end();
 }
 /** Ends `s` once what is queued for it is written. */
@@ -134,7 +140,7 @@ const pool = new Pool();
 function connect(port: number): Promise<UpSocket> {
   return Bun.connect<UpData>({
     hostname: "127.0.0.1", port, socket: UP_HANDLERS,
-    data: { port, ex: null, idleSince: 0, dead: false, out: [], waiting: null, endAfter: false },
+    data: { port, ex: null, idleSince: 0, dead: false, out: [], waiting: null, endAfter: false, paused: false },
   });
 }
 
@@ -244,6 +250,8 @@ class Exchange {
     if (this.finished) return;
     const client = this.conn.sock;
     let from = 0;
+    /** Where the bytes for the client start in `buf`: an unchanged head goes with the body in one write. */
+    let writeFrom = 0;
     if (!this.res) {
       this.resBuf = this.resBuf ? Buffer.concat([this.resBuf, buf]) : buf;
       for (;;) {
@@ -279,7 +287,8 @@ class Exchange {
       // the client's connection ends with this answer when it asked, when the body lasts until the
       // instance closes, when the front is being replaced, or when the request body is not all read
       this.clientClose = !this.conn.keepAlive(this.head) || h.body.kind === "close" || this.core.retiring || this.conn.stopping || !this.reqDone;
-      send(client, Buffer.from(renderResponseHead(h, this.clientClose), "latin1"), this.usock);
+      if (h.plain && !this.clientClose) writeFrom = 0;
+      else { send(client, Buffer.from(renderResponseHead(h, this.clientClose), "latin1"), this.usock); writeFrom = from; }
       this.answeredBytes = true;
       if (h.body.kind === "length") this.resLeft = h.body.length;
       if (h.body.kind === "chunked") this.resChunks = new ChunkedReader();
@@ -293,7 +302,8 @@ class Exchange {
       n = this.resChunks.feed(buf, from);
       if (this.resChunks.error) return this.badUpstream(this.resChunks.error);
     }
-    if (n > 0) send(client, from === 0 && n === buf.length ? buf : buf.subarray(from, from + n), this.usock);
+    const stop = from + n;
+    if (stop > writeFrom) send(client, writeFrom === 0 && stop === buf.length ? buf : buf.subarray(writeFrom, stop), this.usock);
     if (n < rest && this.usock) this.usock.data.dead = true;   // bytes past the response: not reusable
     if (this.responseComplete()) {
       if (!this.reqDone) this.clientClose = true;
@@ -384,10 +394,15 @@ class Exchange {
     if (this.finished) return;
     const s = this.usock;
     this.usock = null;
-    if (s) { s.data.dead = true; s.data.ex = null; s.terminate(); }
-    this.uncount();
     this.core.reject("clientAborted");
     this.finish(499);
+    if (!s) { this.uncount(); return; }
+    s.data.dead = true;
+    s.data.ex = null;
+    s.terminate();
+    // it stays in flight on its instance a moment longer: until the instance could see the cut
+    // (an instance in this process, as in the tests, sees it on its next turn of the event loop)
+    setTimeout(() => this.uncount(), 5);
   }
 }
 
@@ -453,8 +468,9 @@ class Conn {
   headSince = 0;
   idleSince = Date.now();
   readonly out: Uint8Array[] = [];
-  waiting: Socket<any> | null = null;
+  waiting: Socket<Out> | null = null;
   endAfter = false;
+  paused = false;
   sock!: ClientSocket;
   peer = "";
 
@@ -473,13 +489,13 @@ class Conn {
       const b = this.buf ? Buffer.concat([this.buf, buf]) : buf;
       this.buf = null;
       const n = ex.body(b, 0);
-      if (n < b.length && !ex.finished) { this.buf = b.subarray(n); this.sock.pause(); }
+      if (n < b.length && !ex.finished) { this.buf = b.subarray(n); pause(this.sock); }
       return;
     }
     this.buf = this.buf ? Buffer.concat([this.buf, buf]) : buf;
     // while a request waits for its instance or its answer the client is still read (its close
     // must abort the instance's request); what it sends meanwhile is kept, up to a bound
-    if (ex) { if (this.buf.length > 2 * MAX_HEAD) this.sock.pause(); return; }
+    if (ex) { if (this.buf.length > 2 * MAX_HEAD) pause(this.sock); return; }
     this.next();
   }
 
@@ -493,7 +509,7 @@ class Conn {
       if (ex.finished) return;
       if (n < buf.length) { this.buf = buf.subarray(n); return; }   // the next request waits
     }
-    this.sock.resume();
+    resume(this.sock);
   }
 
   /** Parses the next request head in `buf`, if whole. */
@@ -515,7 +531,7 @@ class Conn {
       }
       this.start(parsed.head);
     }
-    if (!this.ex && !this.gone) this.sock.resume();
+    if (!this.ex && !this.gone) resume(this.sock);
   }
 
   private refuse(status: number, reason: string, text: string): void {
@@ -546,7 +562,7 @@ class Conn {
     this.idleSince = Date.now();
     if (this.gone) return;
     if (ex.clientClose || this.listener.stopped) { this.buf = null; endSoon(this.sock); return; }
-    if (this.buf) this.next(); else this.sock.resume();
+    if (this.buf) this.next(); else resume(this.sock);
   }
 
   closed(): void {
