@@ -465,6 +465,8 @@ class Conn {
   ex: Exchange | null = null;
   ws: WsRelay | null = null;
   gone = false;
+  /** The front closes this connection after what it has queued (no more requests are read). */
+  ending = false;
   headSince = 0;
   idleSince = Date.now();
   readonly out: Uint8Array[] = [];
@@ -484,6 +486,7 @@ class Conn {
 
   data(buf: Buffer): void {
     if (this.ws) { this.ws.fromClient(buf); return; }
+    if (this.ending) return;   // answered and closing: the rest of what it sends is not read
     const ex = this.ex;
     if (ex && ex.usock && !ex.reqDone) {
       const b = this.buf ? Buffer.concat([this.buf, buf]) : buf;
@@ -536,6 +539,7 @@ class Conn {
 
   private refuse(status: number, reason: string, text: string): void {
     this.buf = null;
+    this.ending = true;
     send(this.sock, Buffer.from(plainResponse(status, reason, text, {}, true)), null);
     endSoon(this.sock);
   }
@@ -561,7 +565,7 @@ class Conn {
     this.ws = null;
     this.idleSince = Date.now();
     if (this.gone) return;
-    if (ex.clientClose || this.listener.stopped) { this.buf = null; endSoon(this.sock); return; }
+    if (ex.clientClose || this.listener.stopped) { this.buf = null; this.ending = true; endSoon(this.sock); return; }
     if (this.buf) this.next(); else resume(this.sock);
   }
 
@@ -619,6 +623,7 @@ export class SocketListener {
       if (c.ex) continue;
       if (c.headSince > 0 && now - c.headSince > HEAD_TIMEOUT_MS) {
         c.buf = null;
+        c.ending = true;
         send(c.sock, Buffer.from(plainResponse(408, "Request Timeout", "the request head took too long\n", {}, true)), null);
         endSoon(c.sock);
       } else if (c.headSince === 0 && now - c.idleSince > this.idleTimeoutS * 1000) c.sock.end();
