@@ -11,7 +11,8 @@ import { FrontMetrics, writeAccess } from "./metrics.ts";
 import { enableMigrateReq } from "./migrate.ts";
 import { EMPTY_TABLE, pickUpstream, planRoutes, settleDrains, type DesiredRoute, type Drain, type Route, type Table, type Upstream } from "./routes.ts";
 import { DEFAULTS, parseTable, type RouteRequest } from "./control.ts";
-import { closePool, SocketListener, type FrontCore } from "./sockets.ts";
+import { SocketListener, type FrontCore } from "./sockets.ts";
+import { closePool } from "./upstream.ts";
 
 /**
  * Which data path serves the public ports: "sockets" (Bun.listen/Bun.connect with the front's own

@@ -1,8 +1,9 @@
-// The front's socket data path: Bun.listen (plain or TLS) on a public port, Bun.connect to the
-// instances with pooled keep-alive connections, and just enough HTTP/1.1 (http1.ts) to pass
-// each request and response on unbuffered, with backpressure. Routing, counting and the access
-// log stay in server.ts (FrontCore): each request on a kept client connection asks it afresh.
+// The front's socket data path: Bun.listen (plain or TLS) on a public port, pooled Bun.connect
+// connections to the instances (upstream.ts), and just enough HTTP/1.1 (http1.ts) to pass each
+// request and response on unbuffered, with backpressure. Routing, counting and the access log
+// stay in server.ts (FrontCore): each request on a kept client connection asks it afresh.
 import type { Socket, TCPSocketListener } from "bun";
+import { connect, endSoon, flush, pause, pool, resume, send, type Out, type UpSocket } from "./upstream.ts";
 import type { Route, Upstream } from "./routes.ts";
 import {
   ChunkedReader, closeFrame, headEnd, MAX_HEAD, parseRequestHead, parseResponseHead, plainResponse, renderResponseHead, rewriteRequestHead,
@@ -33,116 +34,12 @@ export interface FrontCore {
  * and closed (Bun.serve closed such clients after about 10 s; nginx's client_header_timeout is 60 s).
  */
 export const HEAD_TIMEOUT_MS = 10_000;
-/** An idle pooled connection to an instance is closed after this (Node's keepAliveTimeout is 5 s). */
-const POOL_IDLE_MS = 4_000;
-/** Idle pooled connections kept per instance. */
-const POOL_MAX = 64;
 /** After the front sends a WebSocket close frame, both sides are cut if they are still open this long after. */
 const WS_CLOSE_MS = 1_000;
 /** After its listener stops, a kept client connection that stays idle this long is closed. */
 const STOP_GRACE_MS = 500;
 
-interface Out { out: Uint8Array[]; waiting: Socket<Out> | null; endAfter: boolean; paused: boolean }
-interface UpData extends Out { port: number; ex: Exchange | null; idleSince: number; dead: boolean }
-type UpSocket = Socket<UpData>;
 type ClientSocket = Socket<Conn>;
-
-/** Writes `data` to `dst`, keeping what the kernel did not take and pausing `src` until `dst` drains. */
-function send(dst: Socket<Out>, data: Uint8Array, src: Socket<Out> | null): void {
-  const d = dst.data;
-  if (d.out.length > 0) { d.out.push(Buffer.from(data)); pauseFor(d, src); return; }
-  const n = dst.write(data);
-  if (n < data.length) { d.out.push(Buffer.from(data.subarray(Math.max(0, n)))); pauseFor(d, src); }
-}
-function pauseFor(d: Out, src: Socket<Out> | null): void {
-  if (src && d.waiting !== src) { d.waiting = src; pause(src); }
-}
-function pause(s: Socket<Out>): void {
-  if (!s.data.paused) { s.data.paused = true; s.pause(); }
-}
-function resume(s: Socket<Out>): void {
-  if (s.data.paused) { s.data.paused = false; s.resume(); }
-}
-function flush(dst: Socket<Out>): void {
-  const d = dst.data;
-  while (d.out.length > 0) {
-    const first = d.out[0]!;
-    const n = dst.write(first);
-    if (n < first.length) { d.out[0] = first.subarray(Math.max(0, n)); return; }
-    d.out.shift();
-  }
-  if (d.waiting) { const w = d.waiting; d.waiting = null; resume(w); }
-  if (d.endAfter) dst.end();
-}
-/** Ends `s` once what is queued for it is written. */
-function endSoon(s: Socket<Out>): void {
-  if (s.data.out.length > 0) s.data.endAfter = true; else s.end();
-}
-
-/** Keep-alive connections to the instances, per loopback port. */
-class Pool {
-  private readonly idle = new Map<number, UpSocket[]>();
-
-  take(port: number): UpSocket | null {
-    const list = this.idle.get(port);
-    while (list && list.length > 0) {
-      const s = list.pop()!;
-      if (!s.data.dead) return s;
-    }
-    return null;
-  }
-
-  put(s: UpSocket, now: number): void {
-    s.data.ex = null;
-    s.data.idleSince = now;
-    let list = this.idle.get(s.data.port);
-    if (!list) { list = []; this.idle.set(s.data.port, list); }
-    if (list.length >= POOL_MAX) { s.end(); return; }
-    list.push(s);
-  }
-
-  drop(s: UpSocket): void {
-    s.data.dead = true;
-    const list = this.idle.get(s.data.port);
-    const i = list?.indexOf(s) ?? -1;
-    if (i >= 0) list!.splice(i, 1);
-  }
-
-  sweep(now: number): void {
-    for (const [port, list] of this.idle) {
-      for (const s of list.filter((x) => now - x.data.idleSince > POOL_IDLE_MS)) { this.drop(s); s.end(); }
-      if (list.length === 0) this.idle.delete(port);
-    }
-  }
-
-  close(): void {
-    for (const list of this.idle.values()) for (const s of list) { s.data.dead = true; s.end(); }
-    this.idle.clear();
-  }
-}
-
-const UP_HANDLERS = {
-  binaryType: "buffer" as const,
-  data(s: UpSocket, buf: Buffer) {
-    const ex = s.data.ex;
-    if (ex) ex.fromUpstream(buf); else { pool.drop(s); s.terminate(); }   // an idle instance connection does not talk
-  },
-  drain(s: UpSocket) { flush(s); },
-  close(s: UpSocket) {
-    pool.drop(s);
-    s.data.ex?.upstreamClosed();
-  },
-  error() { /* close follows */ },
-};
-
-const pool = new Pool();
-
-function connect(port: number): Promise<UpSocket> {
-  return Bun.connect<UpData>({
-    hostname: "127.0.0.1", port, socket: UP_HANDLERS,
-    data: { port, ex: null, idleSince: 0, dead: false, out: [], waiting: null, endAfter: false, paused: false },
-  });
-}
 
 /** One request and its response, from the head to the end of both bodies. */
 class Exchange {
@@ -649,9 +546,4 @@ export class SocketListener {
       this.sweep();
     }, 50);
   }
-}
-
-/** Closes the idle pooled connections (the front is stopping). */
-export function closePool(): void {
-  pool.close();
 }
