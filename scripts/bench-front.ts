@@ -4,7 +4,9 @@
 // to one core (taskset -c 0; the upstream and wrk on the other cores), as ratios; a load run
 // while the table switches between two upstreams every 500 ms (failed requests counted); the
 // front's idle RSS. Installs nginx and wrk with apt-get when they are missing (root, Debian).
-//   bun scripts/bench-front.ts [--duration 10s] [--connections 32] [--latency-connections 8] [--env K=V]
+// The added latency is measured at a fixed rate (open loop, scripts/fixed-rate.ts, default 1,000
+// requests/s over 16 connections), since p99 at full throughput mostly measures queueing.
+//   bun scripts/bench-front.ts [--duration 10s] [--connections 32] [--latency-connections 8] [--rate 1000] [--env K=V]
 //   (--env: for the front, e.g. BUN_OPTIONS=--smol)
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,10 +15,10 @@ import { parseArgs } from "node:util";
 import { AGENT, BUN, footprint, median, ms, rssMB } from "./bench-node.ts";
 
 const { values: o } = parseArgs({ options: { duration: { type: "string", default: "10s" }, connections: { type: "string", default: "32" },
-  "latency-connections": { type: "string", default: "8" },
+  "latency-connections": { type: "string", default: "8" }, rate: { type: "string", default: "1000" },
   env: { type: "string", multiple: true, default: [] } } });
 const frontEnv = Object.fromEntries(o.env!.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
-const DURATION = ms(o.duration!), CONNS = Number(o.connections), LAT_CONNS = Number(o["latency-connections"]);
+const DURATION = ms(o.duration!), CONNS = Number(o.connections), LAT_CONNS = Number(o["latency-connections"]), RATE = Number(o.rate);
 if (!Bun.which("wrk") || !Bun.which("nginx", { PATH: `${process.env.PATH}:/usr/sbin` })) {
   console.log("installing nginx and wrk (apt-get)");
   Bun.spawnSync(["apt-get", "install", "-y", "nginx", "wrk"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, stdout: "ignore", stderr: "inherit" });
@@ -90,6 +92,14 @@ async function load(url: string, durationMs: number, conns = CONNS): Promise<Loa
   return { rps: times.length / (durationMs / 1000), p50: times[Math.floor(times.length * 0.5)]!, p99: times[Math.floor(times.length * 0.99)]!, requests: times.length, errors };
 }
 
+/** A fixed-rate (open-loop) run of RATE requests/s over 16 connections (scripts/fixed-rate.ts). */
+async function fixedRate(url: string, durationMs: number): Promise<Load> {
+  const p = Bun.spawn([...OTHER_CORES, BUN, join(import.meta.dir, "fixed-rate.ts"), "--rate", String(RATE), "--connections", "16", "--duration", String(Math.round(durationMs / 1000)), url], { stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(p.stdout).text();
+  await p.exited;
+  return JSON.parse(out) as Load;
+}
+
 try {
   const [a, b] = [await upstream("a"), await upstream("b")];
   const fp = Bun.spawn([...PROXY_CORE, ...FRONT, "front", "--state-dir", dir, "--probe", "200"], { stdout: "ignore", stderr: "ignore", env: { ...process.env, ...frontEnv } });
@@ -128,6 +138,14 @@ http { access_log off;
     lat.direct!.push(await load(directUrl, DURATION / 2, LAT_CONNS));
     lat.front!.push(await load(frontUrl, DURATION / 2, LAT_CONNS));
     if (nginxUrl) lat.nginx!.push(await load(nginxUrl, DURATION / 2, LAT_CONNS));
+  }
+  // at a fixed rate, interleaved twice too; the lower p99 of the two counts (a neighbour's burst inflates one)
+  const fixed: Record<string, Load[]> = { direct: [], front: [], nginx: [] };
+  for (let round = 0; round < 2; round++) {
+    for (const [name, u] of [["direct", directUrl], ["front", frontUrl], ["nginx", nginxUrl]] as const) {
+      if (!u) continue;
+      fixed[name]!.push(await fixedRate(u, DURATION / 2));
+    }
   }
   const best = (xs: Load[]): Load => xs.reduce((x, y) => (y.rps > x.rps ? y : x));
   const direct = best(runs.direct!), fronted = best(runs.front!);
@@ -168,6 +186,14 @@ http { access_log off;
   const lp = { direct: p99(lat.direct!), front: p99(lat.front!), nginx: lat.nginx!.length ? p99(lat.nginx!) : NaN };
   console.log(`at ${LAT_CONNS} connections: p99 direct ${f(lp.direct)} ms, front ${f(lp.front)} ms (added ${f(lp.front - lp.direct)} ms), nginx ${f(lp.nginx)} ms (added ${f(lp.nginx - lp.direct)} ms); ` +
     `requests/s there: direct ${f(best(lat.direct!).rps, 0)}, front ${f(best(lat.front!).rps, 0)}, nginx ${lat.nginx!.length ? f(best(lat.nginx!).rps, 0) : "-"}`);
+  {
+    const low = (xs: Load[]) => xs.length ? xs.reduce((x, y) => (y.p99 < x.p99 ? y : x)) : null;
+    const d = low(fixed.direct!)!, fr = low(fixed.front!)!, n = low(fixed.nginx!);
+    const row = (name: string, x: Load | null) => x ? `| ${name} | ${f(x.rps, 0)} | ${f(x.p50)} ms | ${f(x.p99)} ms | ${name === "direct" ? "-" : `${f(x.p99 - d.p99)} ms`} | ${x.errors} |` : "";
+    console.log(`at a fixed ${RATE} requests/s (open loop, 16 connections, ${DURATION / 2000} s, better of 2):\n| path | requests/s | p50 | p99 | added p99 | failed |\n|---|---|---|---|---|---|`);
+    console.log([row("direct", d), row("front", fr), row("nginx", n)].filter(Boolean).join("\n"));
+    console.log(`front added p99 at ${RATE} requests/s: ${f(fr.p99 - d.p99)} ms (goal <= 1 ms)${n ? `; nginx added ${f(n.p99 - d.p99)} ms` : ""}`);
+  }
   if (ng) console.log(`front/nginx: ${f(fronted.rps / ng.rps, 2)}x the requests/s (goal >= 0.7x); proxies pinned to one core: ${TASKSET ? "yes" : "no (no taskset)"}`);
   console.log(`front/direct: ${f(fronted.rps / direct.rps * 100, 0)}% of the requests/s, p99 ${f(fronted.p99 / direct.p99, 1)}x; front/bare proxy: ${f(fronted.rps / bare.rps * 100, 0)}%; the front counted ${s.rejected.upstreamFailed} upstream failures, ${s.rejected.holdTimeout} hold timeouts`);
   console.log(`\`agent front\` RSS: ${f(median(emptyRss), 1)} MB idle with no table, ${f(median(idleRss), 1)} MB idle with one route, ${f(rssLoaded, 1)} MB right after load, ${f(median(afterRss), 1)} MB idle 7 s after the runs (budget 40 MB)`);

@@ -11,6 +11,16 @@ import { FrontMetrics, writeAccess } from "./metrics.ts";
 import { enableMigrateReq } from "./migrate.ts";
 import { EMPTY_TABLE, pickUpstream, planRoutes, settleDrains, type DesiredRoute, type Drain, type Route, type Table, type Upstream } from "./routes.ts";
 import { DEFAULTS, parseTable, type RouteRequest } from "./control.ts";
+import { SocketListener, type FrontCore } from "./sockets.ts";
+import { closePool } from "./upstream.ts";
+
+/**
+ * Which data path serves the public ports: "sockets" (Bun.listen/Bun.connect with the front's own
+ * HTTP/1.1 framing, sockets.ts) or "serve" (Bun.serve + fetch, the first one). AGENT_FRONT_DATAPATH
+ * picks it when the options do not.
+ */
+export type DataPath = "sockets" | "serve";
+export const DEFAULT_DATA_PATH: DataPath = "sockets";
 
 export interface FrontOptions {
   /** The control socket; created with mode 0600. */
@@ -21,6 +31,7 @@ export interface FrontOptions {
   /** One JSON line per request on stdout for every route (a route's `accessLog` turns it on for that port). */
   accessLog?: boolean;
   now?: () => number;
+  dataPath?: DataPath;
 }
 
 /** A client WebSocket relayed to one upstream's WebSocket. */
@@ -37,7 +48,9 @@ interface Relay {
 type ClientSocket = ServerWebSocket<Relay>;
 
 /** A public port's listener; `tls` names the PEM files and `stamp` their mtimes when loaded. */
-interface Listener { server: Server<Relay>; listen: string; tls: string | null; stamp: string }
+interface Listener { server: Server<Relay> | SocketListener; listen: string; tls: string | null; stamp: string }
+/** A WebSocket the front relays, on either data path: closed with 1001 when its instance's drain ends. */
+type Closable = { close(code?: number, reason?: string): void };
 
 // Hop-by-hop headers (RFC 9110 7.6.1) never cross the front.
 const HOP = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"];
@@ -60,7 +73,7 @@ export class Front {
   private readonly health = new Map<number, Health>();
   private readonly listeners = new Map<number, Listener>();
   /** Open client WebSockets per upstream port (they count as in flight on it). */
-  private readonly sockets = new Map<number, Set<ClientSocket>>();
+  private readonly sockets = new Map<number, Set<Closable>>();
   readonly metrics = new FrontMetrics();
   private globalAccessLog = false;
   private socketIno = 0;
@@ -79,10 +92,55 @@ export class Front {
   private control: Server<undefined> | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly now: () => number;
+  private readonly dataPath: DataPath;
+  private readonly core: FrontCore;
 
   constructor(private readonly opts: FrontOptions) {
     this.now = opts.now ?? Date.now;
     this.globalAccessLog = opts.accessLog ?? false;
+    const env = process.env.AGENT_FRONT_DATAPATH;
+    this.dataPath = opts.dataPath ?? (env === "sockets" || env === "serve" ? env : DEFAULT_DATA_PATH);
+    this.core = this.makeCore();
+  }
+
+  /** What the socket data path asks of the front: the same routing, counting and logging as serve(). */
+  private makeCore(): FrontCore {
+    const f = this;
+    return {
+      route: (port) => f.route(port),
+      pickNow: (port, exclude) => {
+        const r = f.route(port);
+        if (!r) return null;
+        return pickUpstream(exclude === null ? r.rotation : r.rotation.filter((u) => u.port !== exclude), f.inflight, f.turn++);
+      },
+      pick: (port, exclude) => f.pick(port, exclude),
+      engage: (up) => { f.count(up.port, +1); f.requests.set(up.port, (f.requests.get(up.port) ?? 0) + 1); },
+      release: (port) => f.count(port, -1),
+      hit: (port) => f.metrics.hit(port, f.now()),
+      answered: (a) => {
+        f.metrics.answer(a.port, a.status);
+        if (f.globalAccessLog || f.tableAccessLog || f.desiredRoute(a.port)?.accessLog) {
+          writeAccess({
+            time: new Date().toISOString(), port: a.port, method: a.method, path: a.path, status: a.status,
+            upstream: a.upstream, ms: Math.round((performance.now() - a.started) * 100) / 100, bytes: a.bytes,
+          });
+        }
+      },
+      reject: (reason) => f.reject(reason),
+      upstreamSeconds: (sec) => f.metrics.upstreamSeconds.observe(sec),
+      warn: (msg, fields) => f.opts.log.warn(msg, fields),
+      addSocket: (port, ws) => {
+        let set = f.sockets.get(port);
+        if (!set) { set = new Set(); f.sockets.set(port, set); }
+        set.add(ws);
+      },
+      removeSocket: (port, ws) => {
+        const set = f.sockets.get(port);
+        set?.delete(ws);
+        if (set?.size === 0) f.sockets.delete(port);
+      },
+      get retiring() { return f.retiring; },
+    };
   }
 
   /** Opens the control socket and starts probing. The public ports open with the first table. */
@@ -105,6 +163,7 @@ export class Front {
     for (const { server } of this.listeners.values()) await server.stop(force);
     this.listeners.clear();
     await this.control?.stop(true);
+    closePool();
     // after a handover the path is the new front's socket (renamed over ours): leave it
     try { if (statSync(this.opts.socket).ino === this.socketIno) rmSync(this.opts.socket, { force: true }); } catch { /* gone */ }
   }
@@ -237,9 +296,9 @@ export class Front {
       void old.server.stop(false);
       old = undefined;
     }
-    let server: Server<Relay>;
+    let server: Server<Relay> | SocketListener;
     try {
-      server = Bun.serve<Relay>({
+      server = this.dataPath === "sockets" ? new SocketListener(this.core, port, r.listen, loaded, IDLE_TIMEOUT_S) : Bun.serve<Relay>({
         port, hostname: r.listen, reusePort: true, tls: loaded,
         // Bun would answer a bare 413 itself past this (measured: before the handler for a
         // Content-Length, mid-stream for a chunked body); the front enforces http.maxBody itself

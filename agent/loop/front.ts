@@ -148,7 +148,8 @@ export class FrontKeeper {
     const fd = openSync(this.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o640);
     const child = Bun.spawn(frontArgv(this.stateDir, socket), {
       stdin: "ignore", stdout: fd, stderr: fd, detached: true,   // its own process group: an agent stop leaves it running
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      // AGENT_FRONT_DATAPATH (sockets|serve) picks the front's data path (docs/front.md)
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(process.env.AGENT_FRONT_DATAPATH ? { AGENT_FRONT_DATAPATH: process.env.AGENT_FRONT_DATAPATH } : {}) },
     });
     child.unref();
     closeSync(fd);   // the child has its own copy

@@ -1,4 +1,4 @@
-// plan/, manifest/, fleet/, the trust verdict, secrets/plan.ts and front/routes.ts stay pure: no I/O imports, no clock, no randomness.
+// plan/, manifest/, fleet/, the trust verdict, secrets/plan.ts, front/routes.ts and front/http1.ts stay pure: no I/O imports, no clock, no randomness.
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -6,7 +6,7 @@ import { join } from "node:path";
 const ROOT = join(import.meta.dir, "../../agent");
 const PURE = ["plan", "manifest", "fleet"];
 /** Pure planners inside folders that also hold effects. */
-const PURE_FILES = ["trust/verdict.ts", "trust/floor.ts", "secrets/plan.ts", "front/routes.ts"];
+const PURE_FILES = ["trust/verdict.ts", "trust/floor.ts", "secrets/plan.ts", "front/routes.ts", "front/http1.ts"];
 const FORBIDDEN_IMPORT = /^(node:|bun|fs$|child_process|net$|http|os$|path$)|\/(cloud|host|supervisor|source|converge|state|loop|cli)\//;
 const FORBIDDEN_CALL = /\b(Date\.now|Math\.random|new Date\(\)|process\.(env|argv|cwd)|Bun\.)/;
 
