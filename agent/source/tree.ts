@@ -2,15 +2,21 @@
 // beside it (comparing with a work tree, stat-ing every file for an index, writing the index): a
 // release directory is new and is never diffed. One cache for the whole walk, so the pack index is
 // read once rather than for every blob; blobs are read and written a few at a time (each read
-// waits on the file system as much as it inflates).
+// waits on the file system as much as it inflates; 4, 8 and 16 at a time measured the same).
 import fs from "node:fs";
 import { join } from "node:path";
 import git from "isomorphic-git";
 
 const PARALLEL = 16;
+/**
+ * A full collection before the walk (the fetch's garbage, when the same child fetched) and every
+ * this many blobs: each blob read leaves its inflated copy and the pack reader's views behind.
+ */
+const COLLECT_EVERY = 500;
 
 /** Write the tree of `commit` into `dir` (which exists and is empty). Returns the files written. */
 export async function writeTree(gitdir: string, commit: string, dir: string): Promise<number> {
+  Bun.gc(true);
   const cache = {};
   const { commit: c } = await git.readCommit({ fs, gitdir, oid: commit, cache });
   const blobs: { oid: string; path: string; mode: string }[] = [];
@@ -28,6 +34,7 @@ export async function writeTree(gitdir: string, commit: string, dir: string): Pr
   const worker = async () => {
     while (next < blobs.length) {
       const b = blobs[next++]!;
+      if (next % COLLECT_EVERY === 0) Bun.gc(true);
       const { blob } = await git.readBlob({ fs, gitdir, oid: b.oid, cache });
       if (b.mode === "120000") await fs.promises.symlink(Buffer.from(blob).toString("utf8"), b.path);
       else await fs.promises.writeFile(b.path, blob, { mode: b.mode === "100755" ? 0o755 : 0o644 });
