@@ -35,16 +35,20 @@ export interface SourceOptions {
 }
 
 /**
- * A fetch's progress callback: a full collection at each quarter of the objects received and of the
- * deltas resolved. The pack indexer's inflated objects are garbage at once, but Bun collects them
- * late: without this a first release of 2,000 files peaked at 141-149 MB in the fetch, with it at
- * 120-123 MB (scripts/bench source, docs/benchmarks.md); a collection of that heap costs a few ms.
+ * A fetch's progress callback: a full collection at the start, middle and end of isomorphic-git's
+ * own two phases (the pack received and indexed, its deltas resolved; not the server's "Counting"
+ * and "Compressing", which would double the collections for nothing). The indexer's inflated
+ * objects are garbage at once but Bun collects them late: without this a first release of 2,000
+ * files peaked at 128-147 MB in the fetch, with it at 120-121 MB, for 7 collections of about
+ * 15-20 ms each (scripts/bench source, docs/benchmarks.md). A pack of fewer than 1,000 objects
+ * (an incremental fetch) is left to Bun.
  */
-function collectGarbage(): (p: { loaded: number; total: number }) => void {
-  let last = -1;
-  return ({ loaded, total }) => {
-    const quarter = total ? Math.floor((loaded * 4) / total) : 0;
-    if (quarter !== last) { last = quarter; Bun.gc(true); }
+function collectGarbage(): (p: { phase: string; loaded: number; total: number }) => void {
+  let last = "";
+  return ({ phase, loaded, total }) => {
+    if ((phase !== "Receiving objects" && phase !== "Resolving deltas") || total < 1_000) return;   // a small pack: little garbage
+    const at = `${phase} ${total ? Math.floor((loaded * 2) / total) : 0}`;
+    if (at !== last) { last = at; Bun.gc(true); }
   };
 }
 

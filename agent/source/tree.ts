@@ -8,15 +8,10 @@ import { join } from "node:path";
 import git from "isomorphic-git";
 
 const PARALLEL = 16;
-/**
- * A full collection before the walk (the fetch's garbage, when the same child fetched) and every
- * this many blobs: each blob read leaves its inflated copy and the pack reader's views behind.
- */
-const COLLECT_EVERY = 500;
 
 /** Write the tree of `commit` into `dir` (which exists and is empty). Returns the files written. */
 export async function writeTree(gitdir: string, commit: string, dir: string): Promise<number> {
-  Bun.gc(true);
+  Bun.gc(true);   // the fetch's garbage, when this process fetched: its peak is not added to the walk's
   const cache = {};
   const { commit: c } = await git.readCommit({ fs, gitdir, oid: commit, cache });
   const blobs: { oid: string; path: string; mode: string }[] = [];
@@ -34,7 +29,6 @@ export async function writeTree(gitdir: string, commit: string, dir: string): Pr
   const worker = async () => {
     while (next < blobs.length) {
       const b = blobs[next++]!;
-      if (next % COLLECT_EVERY === 0) Bun.gc(true);
       const { blob } = await git.readBlob({ fs, gitdir, oid: b.oid, cache });
       if (b.mode === "120000") await fs.promises.symlink(Buffer.from(blob).toString("utf8"), b.path);
       else await fs.promises.writeFile(b.path, blob, { mode: b.mode === "100755" ? 0o755 : 0o644 });
