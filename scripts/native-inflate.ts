@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import type { BunPlugin } from "bun";
 
-const HELPER = resolve(import.meta.dir, "../agent/source/inflate.ts");
+const INFLATE_MODULE = resolve(import.meta.dir, "../agent/source/inflate.ts");
 
 /** [what it is, the text in isomorphic-git's index.cjs, what it becomes] */
 const EDITS: [string, string, string][] = [
@@ -70,7 +70,7 @@ const EDITS: [string, string, string][] = [
 ];
 
 /** isomorphic-git's index.cjs with native inflate; throws naming each pattern not found once. */
-export function patchIsomorphicGit(source: string, helper = HELPER): string {
+export function patchIsomorphicGit(source: string, inflateModule = INFLATE_MODULE): string {
   const missing: string[] = [];
   let out = source;
   for (const [what, from, to] of EDITS) {
@@ -81,7 +81,7 @@ export function patchIsomorphicGit(source: string, helper = HELPER): string {
   if (missing.length) {
     throw new Error(`scripts/native-inflate.ts: isomorphic-git's index.cjs no longer has ${missing.join("; ")} (as this patch expects it, once); isomorphic-git was upgraded: update the patterns in scripts/native-inflate.ts to the new code, or drop the patch if it now inflates natively`);
   }
-  return `var __nativeInflate = require(${JSON.stringify(helper)});\n${out}`;
+  return `var __nativeInflate = require(${JSON.stringify(inflateModule)});\n${out}`;
 }
 
 /** The Bun.build plugin; `patched()` says how many files it patched (the build checks it is 1). */
