@@ -34,6 +34,24 @@ export interface SourceOptions {
   hygiene?: HygienePolicy;
 }
 
+/**
+ * A fetch's progress callback: a full collection at the start, middle and end of isomorphic-git's
+ * own two phases (the pack received and indexed, its deltas resolved; not the server's "Counting"
+ * and "Compressing", which would double the collections for nothing). The indexer's inflated
+ * objects are garbage at once but Bun collects them late: without this a first release of 2,000
+ * files peaked at 128-147 MB in the fetch, with it at 120-121 MB, for 7 collections of about
+ * 15-20 ms each (scripts/bench source, docs/benchmarks.md). A pack of fewer than 1,000 objects
+ * (an incremental fetch) is left to Bun.
+ */
+function collectGarbage(): (p: { phase: string; loaded: number; total: number }) => void {
+  let last = "";
+  return ({ phase, loaded, total }) => {
+    if ((phase !== "Receiving objects" && phase !== "Resolving deltas") || total < 1_000) return;   // a small pack: little garbage
+    const at = `${phase} ${total ? Math.floor((loaded * 2) / total) : 0}`;
+    if (at !== last) { last = at; Bun.gc(true); }
+  };
+}
+
 /** The local ref that marks the last fetched tip: incremental fetches send it as their `have`. */
 const TIP_REF = "refs/heads/agent-tip";
 
@@ -113,7 +131,7 @@ export class Source {
       if (!(await this.has(commit))) {
         this.o.log.info("fetching pinned commit", { commit });
         await this.call(`fetching commit ${commit.slice(0, 12)}`, () =>
-          git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+          git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
       }
       try {
         const c = await git.readCommit({ fs, gitdir: this.o.gitdir, oid: commit });
@@ -193,7 +211,7 @@ export class Source {
       await this.init(fresh);
       for (const c of [...new Set([tip, ...keep])]) {
         await this.call("rebuilding the object store", () =>
-          git.fetch({ fs, http: this.fetchHttp, gitdir: fresh, remote: "origin", ref: c, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+          git.fetch({ fs, http: this.fetchHttp, gitdir: fresh, remote: "origin", ref: c, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
       }
       await git.writeRef({ fs, gitdir: fresh, ref: TIP_REF, value: tip, force: true });
       writeStoreStats(fresh, { baselineBytes: storeUsage(fresh).bytes, at: Date.now() });
@@ -253,7 +271,7 @@ export class Source {
 
   private async fetchCommit(commit: string): Promise<void> {
     await this.call(`fetching commit ${commit.slice(0, 12)}`, () =>
-      git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+      git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
   }
 
   private async descendsFetching(oid: string, ancestor: string): Promise<boolean> {
@@ -265,7 +283,7 @@ export class Source {
     // commits come each time) until the walk reaches `ancestor` or the limit.
     for (const depth of [100, 1_000, 9_000]) {
       await this.call("fetching the history since the last accepted tip", () =>
-        git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: oid, depth, relative: true, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+        git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: oid, depth, relative: true, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
       if (await this.descends(oid, ancestor)) return true;
       if (!(await this.shallow())) return false;     // the whole history is here: it does not descend
     }
@@ -283,11 +301,11 @@ export class Source {
     const started = this.http.bytesIn();
     if (local) {
       await this.call("fetching the branch tip", () =>
-        git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: "agent-tip", remoteRef: tip, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+        git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: "agent-tip", remoteRef: tip, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
     }
     if (!(await this.has(tip))) {
       await this.call("fetching the branch tip", () =>
-        git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: tip, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth() }));
+        git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: tip, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
       if (!readStoreStats(this.o.gitdir)) writeStoreStats(this.o.gitdir, { baselineBytes: storeUsage(this.o.gitdir).bytes, at: Date.now() });
     }
     if (!(await this.has(tip))) {

@@ -2,7 +2,7 @@
 // beside it (comparing with a work tree, stat-ing every file for an index, writing the index): a
 // release directory is new and is never diffed. One cache for the whole walk, so the pack index is
 // read once rather than for every blob; blobs are read and written a few at a time (each read
-// waits on the file system as much as it inflates).
+// waits on the file system as much as it inflates; 4, 8 and 16 at a time measured the same).
 import fs from "node:fs";
 import { join } from "node:path";
 import git from "isomorphic-git";
@@ -11,6 +11,7 @@ const PARALLEL = 16;
 
 /** Write the tree of `commit` into `dir` (which exists and is empty). Returns the files written. */
 export async function writeTree(gitdir: string, commit: string, dir: string): Promise<number> {
+  Bun.gc(true);   // the fetch's garbage, when this process fetched: its peak is not added to the walk's
   const cache = {};
   const { commit: c } = await git.readCommit({ fs, gitdir, oid: commit, cache });
   const blobs: { oid: string; path: string; mode: string }[] = [];
