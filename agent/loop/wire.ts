@@ -16,7 +16,7 @@ import { prepareRelease, runAs, runInRelease } from "../source/prepare.ts";
 import { AptPackages } from "../host/packages.ts";
 import { SystemUsers } from "../host/users.ts";
 import { createImds } from "../cloud/imds.ts";
-import { createEc2 } from "../cloud/ec2.ts";
+import { createChildEc2 } from "../cloud/ec2-child.ts";
 import { resolveIdentity } from "../cloud/identity.ts";
 import { createCloudMemory, type CloudContext } from "../cloud/context.ts";
 import { onSdkLoad } from "../cloud/sdk.ts";
@@ -53,7 +53,8 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
   process.env.PATH = offerRuntime(L.bin);
   // The SDK's default credential chain reads instance-role keys from IMDS: the same one we use.
   if (config.imds.endpoint) process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = config.imds.endpoint;
-  const ec2For = (region: string) => createEc2({ region, endpoint: endpointFor(config.aws, "ec2", process.env) });
+  // EC2 calls run in `agent _ec2`, a child started for a converge's calls: the SDK client never stays in the daemon.
+  const ec2For = (region: string) => createChildEc2({ region, endpoint: endpointFor(config.aws, "ec2", process.env) }, log.child("cloud"));
   // The SDK clients load at their first call: say when, and what that cost in memory.
   onSdkLoad((name, rssAddedMB) => log.child("cloud").info("loaded an AWS SDK client", { package: name, rssAddedMB }));
 
