@@ -21,8 +21,7 @@ import { resolveIdentity } from "../cloud/identity.ts";
 import { createCloudMemory, type CloudContext } from "../cloud/context.ts";
 import { onSdkLoad } from "../cloud/sdk.ts";
 import type { Ec2 } from "../cloud/ec2.ts";
-import { desiredVolumes, volumeResource } from "../converge/volume.ts";
-import { addressResource } from "../converge/address.ts";
+import { addressResource, volumeResources } from "./node-resources.ts";
 import { convergeTargets, drainTargets, type TargetsContext } from "../converge/targets.ts";
 import { createElbv2, type Elbv2 } from "../cloud/elbv2.ts";
 import { peerTips, syncTags } from "../converge/tags.ts";
@@ -125,15 +124,9 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
   const rolloutTable = rolloutTablePort(config.rollout?.table ? (region) => createRolloutTable({ region, table: config.rollout!.table!, endpoint: endpointFor(config.aws, "dynamodb", process.env) }) : null,
     clock, log.child("rollout"), onEc2 ? (id, ids, retryAfterMs) => ec2Of(id.region).instanceStates(ids, retryAfterMs) : null);
   const cloud: CloudPort = {
-    volumes(role, manifest, id) {
-      const { volumes, problems } = desiredVolumes(role, manifest.roles[id.role ?? ""]);
-      const stuck = problems.map((c): ResourcePort => ({ ref: c.ref, plan: async () => ({ actions: [], condition: c }), apply: async () => {} }));
-      return [...stuck, ...volumes.map((d) => volumeResource(ctxFor(id), d) as ResourcePort)];
-    },
-    address(role, manifest, id) {
-      if (!role.address) return null;
-      return addressResource(ctxFor(id), manifest.roles[id.role ?? ""]?.addresses ?? []) as ResourcePort;
-    },
+    // converge/volume.ts and converge/address.ts load at a resource's first plan (loop/node-resources.ts).
+    volumes: (role, manifest, id) => volumeResources(role, manifest, id, () => ctxFor(id)),
+    address: (role, manifest, id) => addressResource(role, manifest, id, () => ctxFor(id)),
     // Tags need the instance's own EC2 identity: with a static identity (off EC2) there is none.
     syncTags: (id, want, last) => typeof config.identity === "object" ? Promise.resolve(last) : syncTags(ec2Of(id.region), id.instanceId, want, last),
     // Off EC2 (a static identity) a node has no peers to ask.
