@@ -3,11 +3,10 @@
 // loaded) never stays in the daemon: a converge that attaches a volume or associates an address
 // starts one child, which answers every EC2 call of that tick and exits 5 s after the last one;
 // an idle tick makes no EC2 call and starts none. Errors come back as the AgentErrors of
-// cloud/ec2.ts (mapEc2Error), with their reason and retry.
-import { createLogger, type Logger } from "../core/log.ts";
-import { ChildWorker, runningWorkers, serveRequests } from "../host/worker.ts";
+// cloud/ec2.ts (mapEc2Error), with their reason and retry. The child's side is cloud/ec2-serve.ts.
+import type { Logger } from "../core/log.ts";
+import { ChildWorker, runningWorkers } from "../host/worker.ts";
 import type { Ec2, Ec2Options } from "./ec2.ts";
-import { onSdkLoad } from "./sdk.ts";
 
 /** Every method of Ec2, the only requests `agent _ec2` answers. */
 const METHODS = ["describeInstanceTags", "createTags", "describeAddresses", "associateAddress", "describeVolumes", "attachVolume", "describePeers", "instanceStates"] as const satisfies readonly (keyof Ec2)[];
@@ -24,15 +23,4 @@ export function createChildEc2(opts: ChildEc2Options, log: Logger): Ec2 & { work
   const out = { worker } as Ec2 & { worker: ChildWorker };
   for (const m of METHODS) (out as unknown as Record<string, unknown>)[m] = (...args: unknown[]) => worker.call(m, args);
   return out;
-}
-
-/** `agent _ec2` (hidden): the first line is the Ec2Options, every later line one Ec2 call. */
-export function serveEc2(): Promise<number> {
-  // The daemon's log (this child's stderr is the daemon's) says where the client was loaded.
-  onSdkLoad((name, rssAddedMB) => createLogger("agent").child("cloud").info("loaded an AWS SDK client", { package: name, rssAddedMB, in: "agent _ec2" }));
-  return serveRequests(async (options: ChildEc2Options) => (await import("./ec2.ts")).createEc2(options),
-    async (ec2, method, args) => {
-      if (!(METHODS as readonly string[]).includes(method)) throw new Error(`agent _ec2: unknown method ${method}`);
-      return await ((await ec2)[method as (typeof METHODS)[number]] as (...a: unknown[]) => Promise<unknown>)(...args);
-    });
 }

@@ -5,15 +5,15 @@
 //   first line and then one request a line, {id, method, args}, one at a time; the child exits
 //   IDLE_MS after the last request (its stdin is closed), or is killed when a request it runs is
 //   cancelled, or when the daemon exits;
-// - the child's `serveRequests`: reads those lines, answers each with {id, ok: true, value} or
+// - the child's `serveRequests` (host/serve.ts, apart so that the daemon and the children share no
+//   chunk of the build): reads those lines, answers each with {id, ok: true, value} or
 //   {id, ok: false, error: {reason, message, retry}}, and exits when stdin closes. Logs go to stderr.
 // An AgentError crosses the pipe with its reason and retry; any other error as its message.
 import type { Subprocess } from "bun";
-import { AgentError, errorMessage } from "../core/errors.ts";
+import { AgentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { selfCommand } from "./self.ts";
 
-export interface WorkerRequest { id: number; method: string; args: unknown[] }
 export type WorkerError = { reason: string | null; message: string; retry: AgentError["retry"] | null };
 export type WorkerAnswer = { id: number } & ({ ok: true; value: unknown } | { ok: false; error: WorkerError });
 
@@ -178,38 +178,5 @@ class Session {
 
   private hold(on: boolean) {
     if (on) { this.proc.ref(); this.proc.stdin.ref(); } else { this.proc.unref(); this.proc.stdin.unref(); }
-  }
-}
-
-/**
- * The child's side: the first line is {options} (given to `init`); every later line is a request,
- * run one at a time by `call`, answered a line on stdout. Returns when stdin closes.
- */
-export async function serveRequests<O, S>(init: (options: O) => S, call: (server: S, method: string, args: unknown[]) => Promise<unknown>): Promise<number> {
-  let server: S | null = null;
-  const dec = new TextDecoder();
-  let buf = "";
-  for await (const chunk of Bun.stdin.stream()) {
-    buf += dec.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (!line.trim()) continue;
-      if (server === null) { server = init((JSON.parse(line) as { options: O }).options); continue; }
-      const req = JSON.parse(line) as WorkerRequest;
-      process.stdout.write(JSON.stringify(await answer(() => call(server!, req.method, req.args), req.id)) + "\n");
-    }
-  }
-  return 0;
-}
-
-async function answer(run: () => Promise<unknown>, id: number): Promise<WorkerAnswer> {
-  try {
-    return { id, ok: true, value: await run() };
-  } catch (e) {
-    return { id, ok: false, error: e instanceof AgentError
-      ? { reason: e.reason, message: e.message, retry: e.retry }
-      : { reason: null, message: errorMessage(e), retry: null } };
   }
 }

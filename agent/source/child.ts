@@ -5,7 +5,7 @@
 // one answer a line on stdout, {id, ok: true, value} or {id, ok: false, error: {reason, message,
 // retry}}; it exits when stdin closes (the daemon closed the session, or died). Logs go to stderr.
 import { createLogger } from "../core/log.ts";
-import { serveRequests } from "../host/worker.ts";
+import { serveRequests } from "../host/serve.ts";
 import { layout } from "../state/layout.ts";
 import { Source, type SourceOptions } from "./source.ts";
 
