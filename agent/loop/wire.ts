@@ -34,7 +34,7 @@ import { rolloutTablePort } from "./rollout-table.ts";
 import { tagsStore } from "./rollout-tags.ts";
 import { createSecretsClient, type SecretsClient } from "../cloud/secrets.ts";
 import { Secrets } from "../secrets/keeper.ts";
-import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, ResourcePort, TargetsPort } from "./ports.ts";
+import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, TargetsPort } from "./ports.ts";
 
 export interface Wired {
   ports: Ports;
