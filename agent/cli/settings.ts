@@ -5,7 +5,7 @@
 import { AgentError } from "../core/errors.ts";
 import { selfCommand } from "../host/self.ts";
 import type { Config } from "../manifest/schema.ts";
-import { Trust } from "../trust/trust.ts";
+import type { Trust } from "../trust/trust.ts";
 
 export const DEFAULT_CONFIG = "/etc/agent/agent.yaml";
 
@@ -13,9 +13,12 @@ export function configPath(flag?: string): string {
   return flag ?? process.env.AGENT_CONFIG ?? DEFAULT_CONFIG;
 }
 
-/** The node's trusted keys when the config has `trust:`; a typo refuses the start (file:line). */
+/**
+ * The node's trusted keys when the config has `trust:`; a typo refuses the start (file:line).
+ * trust/ is loaded only then: a node without trust: never maps it (test/unit/daemon-imports.test.ts).
+ */
 export async function loadTrust(config: Config): Promise<Trust | null> {
-  return config.trust ? Trust.load(config.trust) : null;
+  return config.trust ? (await import("../trust/trust.ts")).Trust.load(config.trust) : null;
 }
 
 export type ConfigAnswer = { ok: true; value: Config & { path: string } } | { ok: false; error: { reason: string | null; message: string } };

@@ -17,7 +17,7 @@ import { tagState, writeTags } from "./tags.ts";
 import { verifyRelease, verifyTip } from "./verify.ts";
 import { plainEnv } from "../secrets/plan.ts";
 import { bindSecrets, refreshSecrets, secretsForRelease } from "../secrets/stage.ts";
-import { barrier, gate, type FleetState } from "./gate.ts";
+import type { FleetState } from "./gate.ts";
 import { targets } from "./targets.ts";
 
 /** What a running agent keeps between ticks (not persisted: a restart reads it all again). */
@@ -82,6 +82,9 @@ export interface TickContext {
 
 export type Stage = (t: TickContext) => Promise<void | Stop>;
 
+// The rollout gate (loop/gate.ts, fleet/) is loaded only for a manifest with rollout:; without one both are no-ops.
+async function gate(t: TickContext): Promise<void> { if (t.manifest.rollout) await (await import("./gate.ts")).gate(t); }
+async function barrier(t: TickContext, commit: string): Promise<boolean> { return !t.manifest.rollout || (await import("./gate.ts")).barrier(t, commit); }
 /** One tick, as the ordered stages it runs; finish() writes the status on every exit path. */
 export const STAGES: Stage[] = [identify, readSource, choose, observe, planStage, gate, volumes, apply, repair, address, targets];
 

@@ -4,8 +4,8 @@
 // The replay floor: a tip is checked against the signers at the last tip this node accepted; a
 // node that never accepted one takes its floor from the newest agent:tip of its peers.
 import { AgentError } from "../core/errors.ts";
-import { newestTip } from "../trust/floor.ts";
-import { REPO_SIGNERS, type RepoSigners } from "../trust/trust.ts";
+import { REPO_SIGNERS, newestTip } from "../trust/floor.ts";
+import type { RepoSigners } from "../trust/trust.ts";
 import type { Identity, Ports } from "./ports.ts";
 
 export interface VerifyContext { identity: Identity; notices: string[]; dryRun?: boolean }

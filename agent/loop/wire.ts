@@ -16,13 +16,12 @@ import { prepareRelease, runAs, runInRelease } from "../source/prepare.ts";
 import { AptPackages } from "../host/packages.ts";
 import { SystemUsers } from "../host/users.ts";
 import { createImds } from "../cloud/imds.ts";
-import { createEc2 } from "../cloud/ec2.ts";
+import { createChildEc2 } from "../cloud/ec2-child.ts";
 import { resolveIdentity } from "../cloud/identity.ts";
 import { createCloudMemory, type CloudContext } from "../cloud/context.ts";
 import { onSdkLoad } from "../cloud/sdk.ts";
 import type { Ec2 } from "../cloud/ec2.ts";
-import { desiredVolumes, volumeResource } from "../converge/volume.ts";
-import { addressResource } from "../converge/address.ts";
+import { addressResource, volumeResources } from "./node-resources.ts";
 import { convergeTargets, drainTargets, type TargetsContext } from "../converge/targets.ts";
 import { createElbv2, type Elbv2 } from "../cloud/elbv2.ts";
 import { peerTips, syncTags } from "../converge/tags.ts";
@@ -35,7 +34,7 @@ import { rolloutTablePort } from "./rollout-table.ts";
 import { tagsStore } from "./rollout-tags.ts";
 import { createSecretsClient, type SecretsClient } from "../cloud/secrets.ts";
 import { Secrets } from "../secrets/keeper.ts";
-import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, ResourcePort, TargetsPort } from "./ports.ts";
+import type { CloudPort, Identity, IdentityPort, Ports, ReleasesPort, TargetsPort } from "./ports.ts";
 
 export interface Wired {
   ports: Ports;
@@ -53,7 +52,8 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
   process.env.PATH = offerRuntime(L.bin);
   // The SDK's default credential chain reads instance-role keys from IMDS: the same one we use.
   if (config.imds.endpoint) process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = config.imds.endpoint;
-  const ec2For = (region: string) => createEc2({ region, endpoint: endpointFor(config.aws, "ec2", process.env) });
+  // EC2 calls run in `agent _ec2`, a child started for a converge's calls: the SDK client never stays in the daemon.
+  const ec2For = (region: string) => createChildEc2({ region, endpoint: endpointFor(config.aws, "ec2", process.env) }, log.child("cloud"));
   // The SDK clients load at their first call: say when, and what that cost in memory.
   onSdkLoad((name, rssAddedMB) => log.child("cloud").info("loaded an AWS SDK client", { package: name, rssAddedMB }));
 
@@ -124,15 +124,9 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
   const rolloutTable = rolloutTablePort(config.rollout?.table ? (region) => createRolloutTable({ region, table: config.rollout!.table!, endpoint: endpointFor(config.aws, "dynamodb", process.env) }) : null,
     clock, log.child("rollout"), onEc2 ? (id, ids, retryAfterMs) => ec2Of(id.region).instanceStates(ids, retryAfterMs) : null);
   const cloud: CloudPort = {
-    volumes(role, manifest, id) {
-      const { volumes, problems } = desiredVolumes(role, manifest.roles[id.role ?? ""]);
-      const stuck = problems.map((c): ResourcePort => ({ ref: c.ref, plan: async () => ({ actions: [], condition: c }), apply: async () => {} }));
-      return [...stuck, ...volumes.map((d) => volumeResource(ctxFor(id), d) as ResourcePort)];
-    },
-    address(role, manifest, id) {
-      if (!role.address) return null;
-      return addressResource(ctxFor(id), manifest.roles[id.role ?? ""]?.addresses ?? []) as ResourcePort;
-    },
+    // converge/volume.ts and converge/address.ts load at a resource's first plan (loop/node-resources.ts).
+    volumes: (role, manifest, id) => volumeResources(role, manifest, id, () => ctxFor(id)),
+    address: (role, manifest, id) => addressResource(role, manifest, id, () => ctxFor(id)),
     // Tags need the instance's own EC2 identity: with a static identity (off EC2) there is none.
     syncTags: (id, want, last) => typeof config.identity === "object" ? Promise.resolve(last) : syncTags(ec2Of(id.region), id.instanceId, want, last),
     // Off EC2 (a static identity) a node has no peers to ask.

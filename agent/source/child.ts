@@ -4,47 +4,17 @@
 // {id, options, method, args} as JSON, runs them one at a time against one `Source`, and writes
 // one answer a line on stdout, {id, ok: true, value} or {id, ok: false, error: {reason, message,
 // retry}}; it exits when stdin closes (the daemon closed the session, or died). Logs go to stderr.
-import { AgentError, errorMessage } from "../core/errors.ts";
 import { createLogger } from "../core/log.ts";
+import { serveRequests } from "../host/serve.ts";
 import { layout } from "../state/layout.ts";
 import { Source, type SourceOptions } from "./source.ts";
 
 export type ChildOptions = Omit<SourceOptions, "log">;
-export interface ChildRequest { id: number; method: string; args: unknown[] }
-export type ChildError = { reason: string | null; message: string; retry: AgentError["retry"] | null };
-export type ChildAnswer = { id: number } & ({ ok: true; value: unknown } | { ok: false; error: ChildError });
 
-/** The first line is the options ({options}); every later line is a request. */
-export async function serveSource(): Promise<number> {
-  let source: Source | null = null;
-  const dec = new TextDecoder();
-  let buf = "";
-  for await (const chunk of Bun.stdin.stream()) {
-    buf += dec.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (!line.trim()) continue;
-      if (!source) {
-        const { options } = JSON.parse(line) as { options: ChildOptions };
-        source = new Source({ ...options, log: createLogger("agent").child("source") });
-        continue;
-      }
-      process.stdout.write(JSON.stringify(await answer(source, JSON.parse(line) as ChildRequest)) + "\n");
-    }
-  }
-  return 0;
-}
-
-async function answer(source: Source, req: ChildRequest): Promise<ChildAnswer> {
-  try {
-    return { id: req.id, ok: true, value: encode(await call(source, req.method, req.args)) };
-  } catch (e) {
-    return { id: req.id, ok: false, error: e instanceof AgentError
-      ? { reason: e.reason, message: e.message, retry: e.retry }
-      : { reason: null, message: errorMessage(e), retry: null } };
-  }
+/** The first line is the options ({options}); every later line is a request (host/worker.ts). */
+export function serveSource(): Promise<number> {
+  return serveRequests((options: ChildOptions) => new Source({ ...options, log: createLogger("agent").child("source") }),
+    async (source, method, args) => encode(await call(source, method, args)));
 }
 
 function call(s: Source, method: string, a: unknown[]): Promise<unknown> {

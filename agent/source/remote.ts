@@ -6,46 +6,34 @@
 // and exits IDLE_MS after its last request, or is killed when a request it runs is cancelled. Answers about a commit never change, so the last ones are
 // remembered: an idle tick (tip unmoved) starts no child. Any trouble on the fast path (an error,
 // a 401, an odd answer) hands the poll to the child, whose errors are the Source's own.
-import type { Subprocess } from "bun";
-import { AgentError } from "../core/errors.ts";
-import { selfCommand } from "../host/self.ts";
+import { ChildWorker, runningWorkers } from "../host/worker.ts";
 import type { Logger } from "../core/log.ts";
 import type { Parsed } from "../manifest/parse.ts";
 import type { Manifest, Role } from "../manifest/schema.ts";
 import type { Layout } from "../state/layout.ts";
-import type { ChildAnswer, ChildOptions } from "./child.ts";
+import type { ChildOptions } from "./child.ts";
 import { readToken } from "./token.ts";
 
-
 const MEMO = 64;
-/**
- * A child exits after this long without a request: it serves a tick (or a deploy, and the ticks
- * right after it) and is gone before the next idle poll needs nothing of it; a long setup step does
- * not hold its memory. Closing it at each tick's end instead cost +14% on the deploy e2e tests
- * (one more spawn for each deploy that follows within seconds).
- */
-const IDLE_MS = 5_000;
-const live = new Set<Session>();
-// A stop leaves nothing behind: a child still fetching dies with the daemon.
-process.once("exit", () => { for (const s of live) s.kill(); });
 /** Pids of the git children running now (tests: a cancelled or stopped one is gone). */
-export const runningChildren = (): number[] => [...live].map((s) => s.pid);
+export const runningChildren = (): number[] => runningWorkers("_source");
 
 export class RemoteSource {
   private readonly memo = new Map<string, unknown>();
   private readonly known = new Set<string>();   // tips the store is known to hold
-  private queue: Promise<unknown> = Promise.resolve();
   private protocol: 1 | 2 | null = null;
-  private session: Session | null = null;
-  private idle: ReturnType<typeof setTimeout> | null = null;
+  private readonly worker: ChildWorker;
   /** Children started (for tests and the bench). */
-  children = 0;
+  get children() { return this.worker.children; }
   /** Requests answered by children (for tests and the bench). */
-  requests = 0;
+  get requests() { return this.worker.requests; }
   /** The largest peak RSS of a child so far, in MB. */
-  peakRssMB = 0;
+  get peakRssMB() { return this.worker.peakRssMB; }
 
-  constructor(private readonly o: ChildOptions & { log: Logger }) {}
+  constructor(private readonly o: ChildOptions & { log: Logger }) {
+    const { log, ...options } = o;
+    this.worker = new ChildWorker({ command: "_source", what: "the git child process", failedReason: "SourceChildFailed", options, log });
+  }
 
   async poll(lastTip: string | null): Promise<{ tip: string; moved: boolean }> {
     if (lastTip && this.known.has(lastTip)) {
@@ -73,9 +61,7 @@ export class RemoteSource {
   }
 
   /** Let the child go now (it would exit IDLE_MS after its last request anyway). */
-  release(): void {
-    this.queue = this.queue.then(() => this.close());
-  }
+  release(): void { this.worker.release(); }
 
   // ---- internals ----
 
@@ -90,61 +76,7 @@ export class RemoteSource {
 
   /** One request at a time per store, as the Source runs one git operation at a time. */
   private child<T>(method: string, args: unknown[], signal?: AbortSignal): Promise<T> {
-    const run = this.queue.then(() => this.ask<T>(method, args, signal));
-    this.queue = run.catch(() => {});
-    return run;
-  }
-
-  private close() {
-    if (this.idle) clearTimeout(this.idle);
-    this.idle = null;
-    this.session?.close();
-    this.session = null;
-  }
-
-  /** Ask the session's child, starting one on the first request (of a tick, or after the last one exited). */
-  private async ask<T>(method: string, args: unknown[], signal?: AbortSignal): Promise<T> {
-    signal?.throwIfAborted();
-    if (this.idle) clearTimeout(this.idle);
-    this.idle = null;
-    if (!this.session?.alive) this.session = this.start();
-    const s = this.session;
-    const kill = () => s.kill();
-    signal?.addEventListener("abort", kill, { once: true });
-    try {
-      const answer = await s.request(method, args);
-      signal?.throwIfAborted();
-      if (!answer) {
-        if (this.session === s) this.session = null;
-        throw new AgentError("SourceChildFailed", `the git child process (agent _source, pid ${s.pid}) exited during ${method} without an answer; see the log above`);
-      }
-      this.requests++;
-      if (answer.ok) return answer.value as T;
-      const e = answer.error;
-      throw e.reason && e.retry ? new AgentError(e.reason, e.message, e.retry) : new Error(e.message);
-    } finally {
-      signal?.removeEventListener("abort", kill);
-      if (this.session) {
-        this.idle = setTimeout(() => { this.queue = this.queue.then(() => this.close()); }, IDLE_MS);
-        this.idle.unref();
-      }
-    }
-  }
-
-  private start(): Session {
-    const { log, ...options } = this.o;
-    const s = new Session(options);
-    this.children++;
-    live.add(s);
-    const started = Date.now();
-    void s.exited.then((maxRSS) => {
-      live.delete(s);
-      // The child's peak is the release's peak (the daemon's own stays at its idle size).
-      const mb = Math.round(maxRSS / 1048576);
-      this.peakRssMB = Math.max(this.peakRssMB, mb);
-      log.debug("git child done", { pid: s.pid, requests: s.answered, ms: Date.now() - started, maxRssMB: mb });
-    });
-    return s;
+    return this.worker.call<T>(method, args, signal);
   }
 
   /** The oid of refs/heads/<branch> over plain HTTP, or undefined when anything is unusual. */
@@ -184,67 +116,6 @@ export class RemoteSource {
     if (p === 1 && this.protocol === 2) this.o.log.warn("the git server does not speak protocol v2: every poll downloads its whole ref advertisement; enable protocol v2 on the server (git 2.18 or later, with the Git-Protocol header passed through)");
     else if (p === 2 && this.protocol === 1) this.o.log.info("the git server speaks protocol v2 again: polls ask for the branch only");
     this.protocol = p;
-  }
-}
-
-/**
- * One `agent _source` child and its pipes. It holds the daemon's event loop only while a request
- * is out (a one-shot command exits without waiting for it); it exits when its stdin closes.
- */
-class Session {
-  private readonly proc: Subprocess<"pipe", "pipe", "inherit">;
-  private buf = "";
-  private readonly dec = new TextDecoder();
-  private next = 1;
-  alive = true;
-  answered = 0;
-  /** Resolves with the child's peak RSS in bytes when it has exited. */
-  readonly exited: Promise<number>;
-
-  constructor(options: ChildOptions) {
-    this.proc = Bun.spawn([...selfCommand(), "_source"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-    this.proc.stdin.write(JSON.stringify({ options }) + "\n");
-    void this.proc.stdin.flush();
-    this.hold(false);
-    this.exited = this.proc.exited.then(() => { this.alive = false; return this.proc.resourceUsage()?.maxRSS ?? 0; });
-  }
-
-  get pid() { return this.proc.pid; }
-
-  /** The answer to one request, or null when the child exited first. */
-  async request(method: string, args: unknown[]): Promise<ChildAnswer | null> {
-    const id = this.next++;
-    this.hold(true);
-    const reader = this.proc.stdout.getReader();
-    try {
-      this.proc.stdin.write(JSON.stringify({ id, method, args }) + "\n");
-      await this.proc.stdin.flush();
-      for (;;) {
-        const nl = this.buf.indexOf("\n");
-        if (nl >= 0) {
-          const line = this.buf.slice(0, nl);
-          this.buf = this.buf.slice(nl + 1);
-          const answer = JSON.parse(line) as ChildAnswer;
-          if (answer.id === id) { this.answered++; return answer; }
-          continue;
-        }
-        const { value, done } = await reader.read();
-        if (done) return null;
-        this.buf += this.dec.decode(value, { stream: true });
-      }
-    } catch {
-      return null;   // the pipe broke: the child is gone
-    } finally {
-      reader.releaseLock();
-      this.hold(false);
-    }
-  }
-
-  close() { try { this.proc.stdin.end(); } catch { /* already gone */ } }
-  kill() { this.proc.kill("SIGKILL"); }
-
-  private hold(on: boolean) {
-    if (on) { this.proc.ref(); this.proc.stdin.ref(); } else { this.proc.unref(); this.proc.stdin.unref(); }
   }
 }
 

@@ -13,7 +13,8 @@ import { judge, type SignatureCheck, type TrustPolicy, type Verdict } from "./ve
 import { TrustInputError } from "./wire.ts";
 
 /** Where the repository may carry more signers (5b: effective only from a commit the node trusted). */
-export const REPO_SIGNERS = "trust/allowed_signers";
+import { REPO_SIGNERS } from "./floor.ts";
+export { REPO_SIGNERS };
 
 /** The repository's signers file as read at a trusted commit. */
 export interface RepoSigners { text: string; commit: string }

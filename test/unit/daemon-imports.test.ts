@@ -9,9 +9,9 @@ import { dirname, join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
-/** Packages statically reachable from `entry`, with one import chain to each. */
-export function staticPackages(entry: string): Map<string, string[]> {
-  const seen = new Set<string>(), packages = new Map<string, string[]>();
+/** Packages statically reachable from `entry`, with one import chain to each (and the agent's own modules reached, in `modules`). */
+export function staticPackages(entry: string, modules = new Set<string>()): Map<string, string[]> {
+  const seen = modules, packages = new Map<string, string[]>();
   const walk = (file: string, chain: string[]) => {
     if (seen.has(file)) return;
     seen.add(file);
@@ -53,4 +53,16 @@ describe.each(["agent/cli/run.ts", "agent/cli/index.ts"])("the module graph of %
 test("agent run reaches no package at all: yaml and zod stay out too (the config is parsed by `agent _config`, manifests and roles in `agent _source`)", () => {
   const daemon = staticPackages(join(ROOT, "agent/cli/run.ts"));
   expect([...daemon.keys()].map((p) => `${p} via ${daemon.get(p)!.join(" -> ")}`)).toEqual([]);
+});
+
+// Each module the daemon loads stays resident (docs/benchmarks.md): what a static node does not use
+// between deploys is imported on demand, by the stage that needs it.
+test("agent run does not load trust/, volumes, addresses, the rollout gate or the EC2 SDK wrapper until a node needs them", () => {
+  const modules = new Set<string>();
+  staticPackages(join(ROOT, "agent/cli/run.ts"), modules);
+  const reached = [...modules].map((f) => f.slice(ROOT.length + 1));
+  const lazy = ["agent/trust/trust.ts", "agent/trust/sshsig.ts", "agent/converge/volume.ts", "agent/plan/volume.ts", "agent/host/block.ts",
+    "agent/converge/address.ts", "agent/plan/address.ts", "agent/loop/gate.ts", "agent/fleet/plan.ts", "agent/cloud/ec2.ts"];
+  expect(lazy.filter((f) => reached.includes(f))).toEqual([]);
+  expect(reached).toContain("agent/loop/tick.ts");   // the walk does follow the daemon's modules
 });
