@@ -7,22 +7,12 @@ import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { makeRepo, type TestRepo } from "../test/fixtures/repo.ts";
 import { startGitServer, type GitServer } from "../test/servers/git.ts";
-import { reachableRuntime } from "../agent/host/runtime.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
 export const AGENT = join(ROOT, "dist/agent");
-/**
- * The bun that role processes run as the role's user: this one, or, when the checkout lives where
- * that user cannot reach it (root's 0700 home), a link to it in a root-owned 0755 directory.
- */
-export const BUN = reachableRuntime(process.execPath, runtimeDir());
-
-function runtimeDir(): string {
-  const d = join(tmpdir(), `agent-bench-runtime-${process.getuid?.() ?? 0}`);
-  mkdirSync(d, { recursive: true, mode: 0o755 });
-  chmodSync(d, 0o755);
-  return d;
-}
+/** The bun that role processes run as the role's user (a root-owned 0755 link when the checkout is out of their reach). */
+import { BUN } from "../test/e2e/kit.ts";
+export { BUN };
 const CLK_TCK = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
 
 /** GET /up is 200 unless the file `sick` exists in the release; GET / names the release. */
