@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { startEc2, type Ec2Server } from "../servers/ec2.ts";
 import { EC2_LIMITS } from "../servers/ec2-limits.ts";
 import { startImds } from "../servers/imds.ts";
-import { envOf, NO_KEYS, statusOf, type FleetNode } from "./fleet-node.ts";
+import { envOf, NO_KEYS, placeNodes, statusOf, type FleetNode } from "./fleet-node.ts";
 import { rankOrder } from "../../agent/fleet/rank.ts";
 import { AGENT, BUN, makeKit, stopApps, until, type Kit } from "./kit.ts";
 
@@ -88,12 +88,7 @@ beforeAll(async () => {
   k = await makeKit("fleet-faults", ROLE, {
     env: NO_KEYS, config: ["identity: imds", `imds: { endpoint: "${nodes[0]!.imds.url}", timeout: 500ms }`, `aws: { endpoint: "${ec2.url}" }`],
   });
-  const base = readFileSync(k.config, "utf8");
-  for (const [i, n] of nodes.entries()) {
-    n.state = i === 0 ? k.state : join(k.dir, `state-${i}`);
-    n.config = i === 0 ? k.config : join(k.dir, `agent-${i}.yaml`);
-    if (i > 0) writeFileSync(n.config, base.replace(`stateDir: ${k.state}`, `stateDir: ${n.state}`).replace(nodes[0]!.imds.url, n.imds.url));
-  }
+  placeNodes(k, nodes);
   const v1 = await k.release(files("v1"), "v1");
   for (const n of nodes) start(n);
   await watch("all four on v1", () => nodes.every((n) => on(n, v1)), 50_000);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { startEc2, type Ec2Server } from "../servers/ec2.ts";
 import { startImds } from "../servers/imds.ts";
-import { envOf, NO_KEYS, statusOf, type FleetNode } from "./fleet-node.ts";
+import { envOf, NO_KEYS, placeNodes, statusOf, type FleetNode } from "./fleet-node.ts";
 import { rankOrder } from "../../agent/fleet/rank.ts";
 import { AGENT, APP, makeKit, role, stopApps, until, type Kit } from "./kit.ts";
 
@@ -38,12 +38,7 @@ beforeAll(async () => {
   k = await makeKit("fleet", ROLE, {
     env: NO_KEYS, config: ["identity: imds", `imds: { endpoint: "${nodes[0]!.imds.url}", timeout: 500ms }`, `aws: { endpoint: "${ec2.url}" }`],
   });
-  const base = readFileSync(k.config, "utf8");
-  for (const [i, n] of nodes.entries()) {
-    n.state = i === 0 ? k.state : join(k.dir, `state-${i}`);
-    n.config = i === 0 ? k.config : join(k.dir, `agent-${i}.yaml`);
-    if (i > 0) writeFileSync(n.config, base.replace(`stateDir: ${k.state}`, `stateDir: ${n.state}`).replace(nodes[0]!.imds.url, n.imds.url));
-  }
+  placeNodes(k, nodes);
 }, 60_000);
 
 afterAll(async () => {

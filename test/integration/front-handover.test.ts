@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { handover } from "../../agent/front/handover.ts";
+import { freePort } from "../fixtures/supervisor-kit.ts";
 
 const repo = resolve(import.meta.dir, "../..");
 const bun = join(repo, "node_modules/.bin/bun");
@@ -45,13 +46,6 @@ async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 30
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(20);
   }
-}
-
-async function freePort(): Promise<number> {
-  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
-  const p = s.port!;
-  await s.stop(true);
-  return p;
 }
 
 afterAll(async () => {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { memoryLogger } from "../../agent/core/log.ts";
 import { Front } from "../../agent/front/server.ts";
+import { freePort } from "../fixtures/supervisor-kit.ts";
 
 const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";   // a TLS renewal turns it on; put back after
 const migrateBefore = existsSync(MIGRATE_REQ) ? readFileSync(MIGRATE_REQ, "utf8") : null;
@@ -41,13 +42,6 @@ function instance(name: string) {
     },
   });
   return { name, server, port: server.port!, closes };
-}
-
-async function freePort(): Promise<number> {
-  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
-  const p = s.port!;
-  await s.stop(true);
-  return p;
 }
 
 async function control(method: string, path: string, body?: unknown) {

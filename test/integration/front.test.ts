@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { Server } from "bun";
 import { memoryLogger } from "../../agent/core/log.ts";
 import { Front } from "../../agent/front/server.ts";
+import { freePort } from "../fixtures/supervisor-kit.ts";
 
 const root = mkdtempSync(join(tmpdir(), "agent-front-"));
 const SOCK = join(root, "front.sock");
@@ -66,13 +67,6 @@ function instance(name: string) {
 
 const A = instance("A"), B = instance("B"), C = instance("C");
 let PORT = 0;
-
-async function freePort(): Promise<number> {
-  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
-  const p = s.port!;
-  await s.stop(true);
-  return p;
-}
 
 async function control(method: string, path: string, body?: unknown) {
   const res = await fetch(`http://front${path}`, { unix: SOCK, method, body: body === undefined ? undefined : JSON.stringify(body) } as RequestInit);
