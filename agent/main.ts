@@ -32,6 +32,8 @@ export async function main(argv: string[]): Promise<number> {
   if (name === "_source") return (await import("./source/child.ts")).serveSource();
   // Hidden: the daemon's EC2 calls, in a child that serves a converge (agent/cloud/ec2-serve.ts).
   if (name === "_ec2") return (await import("./cloud/ec2-serve.ts")).serveEc2();
+  // Hidden: the identity stage's IMDS reads, in a child that serves a tick (agent/cloud/imds-serve.ts).
+  if (name === "_imds") return (await import("./cloud/imds-serve.ts")).serveImds();
   // Hidden: the daemon's config, parsed apart so that yaml and zod stay out of it (cli/settings.ts).
   if (name === "_config") return (await import("./cli/config.ts")).serveConfig(rest[0] ?? "");
   const COMMANDS = await commands(name);

@@ -81,3 +81,21 @@ export function identityProblem(identity: CachedIdentity, tagNames: { role: stri
   }
   return null;
 }
+
+/** An identity read from IMDS is used again for this long before IMDS is asked again (the default poll). */
+export const IDENTITY_REFRESH_MS = 30_000;
+
+/**
+ * `resolve`, asked again only when the last identity it read from IMDS is `refreshMs` old: a node
+ * polling every 2 s does not start `agent _imds` every 2 s; a retagged instance is noticed within
+ * max(poll, refreshMs). An answer from the cache (IMDS failed) is never kept: the next tick asks.
+ */
+export function refreshedIdentity(resolve: (cached: CachedIdentity | null) => Promise<ResolvedIdentity>, now: () => number, refreshMs = IDENTITY_REFRESH_MS) {
+  let last: { r: ResolvedIdentity; at: number } | null = null;
+  return async (cached: CachedIdentity | null): Promise<ResolvedIdentity> => {
+    if (last && now() - last.at < refreshMs) return last.r;
+    const r = await resolve(cached);
+    last = r.source === "imds" ? { r, at: now() } : null;
+    return r;
+  };
+}

@@ -26,6 +26,9 @@ export async function serveRequests<O, S>(init: (options: O) => S, call: (server
       process.stdout.write(JSON.stringify(await answer(() => call(server!, req.method, req.args), req.id)) + "\n");
     }
   }
+  // stdin closed: the daemon wants nothing more. Exit now, not when the SDK's kept-alive sockets
+  // and timers let go (the IMDS client held a child 6 s past its last answer).
+  setTimeout(() => process.exit(0), 50);
   return 0;
 }
 

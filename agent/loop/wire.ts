@@ -15,9 +15,9 @@ import { Supervisor, type SupervisorEvent } from "../supervisor/index.ts";
 import { prepareRelease, runAs, runInRelease } from "../source/prepare.ts";
 import { AptPackages } from "../host/packages.ts";
 import { SystemUsers } from "../host/users.ts";
-import { createImds } from "../cloud/imds.ts";
+import { createChildImds } from "../cloud/imds-child.ts";
 import { createChildEc2 } from "../cloud/ec2-child.ts";
-import { resolveIdentity } from "../cloud/identity.ts";
+import { refreshedIdentity, resolveIdentity } from "../cloud/identity.ts";
 import { createCloudMemory, type CloudContext } from "../cloud/context.ts";
 import { onSdkLoad } from "../cloud/sdk.ts";
 import type { Ec2 } from "../cloud/ec2.ts";
@@ -59,13 +59,17 @@ export function wire(config: Config, log: Logger, opts: { clock?: Clock; onProce
 
   const identity: IdentityPort = typeof config.identity === "object"
     ? { resolve: async () => ({ identity: { ...(config.identity as Exclude<Config["identity"], "imds">) } }) }
-    : {
-      resolve: async (cached) => {
-        const imds = createImds({ endpoint: config.imds.endpoint, timeoutMs: config.imds.timeout });
-        const r = await resolveIdentity({ imds, ec2Factory: ec2For, tagNames: config.tags, cached, now: () => clock.now() });
+    : (() => {
+      // IMDS reads run in `agent _imds` (one child a tick): the SDK's MetadataService never stays in the daemon.
+      // Its reads come at a tick's start, so the child goes 1 s after them; and IMDS is asked at most
+      // every 30 s (refreshedIdentity), so a short poll does not start a child every tick.
+      const imds = createChildImds({ endpoint: config.imds.endpoint, timeoutMs: config.imds.timeout, idleMs: 1000 }, log.child("cloud"));
+      const read = refreshedIdentity((cached) => resolveIdentity({ imds, ec2Factory: ec2For, tagNames: config.tags, cached, now: () => clock.now() }), () => clock.now());
+      return { resolve: async (cached: Parameters<IdentityPort["resolve"]>[0]) => {
+        const r = await read(cached);
         return { identity: r.identity, warning: r.warning };
-      },
-    };
+      } };
+    })();
 
   // The token file is read for every request, not here: a rotated or late token needs no restart.
   const source = new RemoteSource({

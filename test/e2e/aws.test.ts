@@ -69,8 +69,9 @@ describe("agent once with identity: imds", () => {
     // the SDK clients were loaded on demand, inside the compiled binary, and the log says so once each
     const loads = r.stderr.split("\n").filter((l) => l.includes("loaded an AWS SDK client"));
     expect(loads.map((l) => JSON.parse(l).package).sort()).toEqual(["@aws-sdk/client-ec2", "@aws-sdk/ec2-metadata-service"]);
-    // the EC2 client in `agent _ec2`, a child that exits after the converge (IMDS stays in the agent)
-    expect(loads.map((l) => [JSON.parse(l).package, JSON.parse(l).in ?? "agent"]).sort()).toEqual([["@aws-sdk/client-ec2", "agent _ec2"], ["@aws-sdk/ec2-metadata-service", "agent"]]);
+    // neither stays in the agent: the EC2 client in `agent _ec2`, a child that exits after the
+    // converge, and the IMDS client in `agent _imds`, a child that serves the tick's identity reads
+    expect(loads.map((l) => [JSON.parse(l).package, JSON.parse(l).in ?? "agent"]).sort()).toEqual([["@aws-sdk/client-ec2", "agent _ec2"], ["@aws-sdk/ec2-metadata-service", "agent _imds"]]);
   });
 
   rt("a second run with nothing changed makes no EC2 call at all", async () => {
