@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import type { Logger } from "../core/log.ts";
 import { AgentError, errorMessage } from "../core/errors.ts";
 import { isSameProcess, readStat } from "../host/proc.ts";
+import { selfCommand } from "../host/self.ts";
 import type { Role } from "../manifest/schema.ts";
 import { FrontClient, frontSocket, type FrontState, type TableRoute } from "../front/client.ts";
 import { handover } from "../front/handover.ts";
@@ -49,15 +50,13 @@ export interface FrontRecord { pid: number; startTime: number; startedAt: number
 
 /** How the front is started: this program again, with `front` (compiled: the binary; from source: bun + main.ts). */
 function frontArgv(stateDir: string, socket?: string): string[] {
-  const self = Bun.main.startsWith("/$bunfs") || Bun.main === process.execPath ? [process.execPath] : [process.execPath, Bun.main];
-  return [...self, "front", "--state-dir", stateDir, ...(socket ? ["--socket", socket] : [])];
+  return [...selfCommand(), "front", "--state-dir", stateDir, ...(socket ? ["--socket", socket] : [])];
 }
 
 export class FrontKeeper {
   readonly client: FrontClient;
   private routes: TableRoute[] = [];
   private timer: ReturnType<typeof setInterval> | null = null;
-  private child: ReturnType<typeof Bun.spawn> | null = null;
   private busy: Promise<void> | null = null;
   lastEvent: string | null = null;
 
@@ -159,7 +158,6 @@ export class FrontKeeper {
   private async start(why: string | null): Promise<void> {
     if (why) { this.log.warn(why, { restarts: (this.record()?.restarts ?? 0) + 1 }); this.lastEvent = `${why} (${new Date().toISOString()})`; }
     const child = await this.spawnFront();
-    this.child = child;
     const prev = this.record();
     this.store.update((s) => {
       s.front = { pid: child.pid, startTime: readStat(child.pid)?.startTime ?? 0, startedAt: Date.now(), restarts: prev ? prev.restarts + (why ? 1 : 0) : 0 };
