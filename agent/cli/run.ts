@@ -11,6 +11,7 @@ import { VERSION } from "../core/version.ts";
 import { loadConfigApart, loadTrust } from "./settings.ts";
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, parse, type Command } from "./command.ts";
 import { holdStateDir } from "./lock.ts";
+import { pageOutExecutable, trimAfterTick, type TrimMemory } from "../host/trim.ts";
 
 const help = `Usage: agent run [--config FILE]
 
@@ -49,6 +50,7 @@ export const run: Command = {
     const trust = await loadTrust(config);
     const w = wire(config, log, { trust, onProcessEvent: (e) => { if (e.kind === "start" && restarted.delete(e.name)) metrics.processRestarts.inc({ process: e.name }); if (e.kind === "exit" && !e.requested) restarted.add(e.name); } });
     const restarted = new Set<string>();
+    let trim: TrimMemory | null = process.env.AGENT_TRIM === "off" ? null : { busyAt: Date.now(), trimmedAt: null };
     const daemon = createDaemon(w.ports, {
       goodReleases: w.goodReleases,
       onTick: (r) => {
@@ -56,6 +58,7 @@ export const run: Command = {
         if (r.deploy) metrics.deploys.inc({ result: r.deploy });
         metrics.setCurrentCommit(r.status.current.commit, r.status.instance.role, r.status.instance.environment);
         metrics.paused.set(r.status.phase === "paused" ? 1 : 0);
+        if (trim) trim = trimIdle(trim, r.converged && r.actions.length === 0, log);
       },
     });
     let control;
@@ -96,6 +99,18 @@ export const run: Command = {
     return EXIT.ok;
   },
 };
+
+/** After an idle tick: give back the binary's start-up pages once the node has been idle a while (host/trim.ts). */
+function trimIdle(m: TrimMemory, idle: boolean, log: ReturnType<typeof createLogger>): TrimMemory {
+  const t = trimAfterTick(m, { now: Date.now(), idle });
+  if (!t.trim) return t.memory;
+  const started = performance.now();
+  const r = pageOutExecutable();
+  const mb = (kb: number) => Math.round(kb / 102.4) / 10;
+  if (r.skipped) log.debug("start-up pages not given back", { reason: r.skipped });
+  else log.info("idle: gave back the binary's start-up pages", { rssBeforeMB: mb(r.rssBeforeKB), rssAfterMB: mb(r.rssAfterKB), durationMs: Math.round((performance.now() - started) * 10) / 10 });
+  return r.skipped?.includes("MADV_PAGEOUT") ? { ...t.memory, trimmedAt: Infinity } : t.memory;
+}
 
 /** A repository URL fit for logs: user and password (a token) removed. */
 export function withoutCredentials(url: string): string {

@@ -1,7 +1,7 @@
 // The state directory's lock: one agent (`run`, `once`, a daemon-less `plan`) uses a state dir at
 // a time, from before it adopts or reaps anything until it exits. flock(2) through bun:ffi (Bun has
 // no flock): the kernel drops the lock when its holder dies, SIGKILL included, so nothing is stale.
-import { dlopen, FFIType, read } from "bun:ffi";
+import { loadLibc } from "./libc.ts";
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 
 const LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
@@ -25,30 +25,13 @@ export interface StateLock {
 
 export type LockResult = { ok: true; lock: StateLock } | { ok: false; holder: LockHolder };
 
-let libc: { flock(fd: number, op: number): number; errno(): number } | null = null;
-
-function loadLibc() {
-  if (libc) return libc;
-  let lastError: unknown;
-  for (const name of ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"]) {
-    try {
-      const l = dlopen(name, {
-        flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-        __errno_location: { args: [], returns: FFIType.ptr },
-      });
-      libc = { flock: (fd, op) => l.symbols.flock(fd, op), errno: () => read.i32(l.symbols.__errno_location()!, 0) };
-      return libc;
-    } catch (e) { lastError = e; }
-  }
-  throw new Error(`cannot load the C library to lock the state directory (flock): ${(lastError as Error)?.message}`);
-}
-
 /**
  * Take the exclusive lock on `path` without waiting. On success the file holds this process's pid,
  * command line and start, for the next one to name. Throws only when locking itself is impossible.
  */
 export function tryLock(path: string): LockResult {
-  const c = loadLibc();
+  let c;
+  try { c = loadLibc(); } catch (e) { throw new Error(`cannot lock the state directory: ${(e as Error).message}`); }
   const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | O_CLOEXEC, 0o600);
   let r: number;
   do r = c.flock(fd, LOCK_EX | LOCK_NB); while (r !== 0 && c.errno() === EINTR);

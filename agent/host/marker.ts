@@ -2,7 +2,6 @@
 // its environment: the state dir it belongs to and an id unique to that start. The next agent finds
 // it in /proc by them even when no record of it was written (killed between spawn and write, disk
 // full). Children inherit the markers; the spawn id tells the process the agent started from those.
-import { randomUUID } from "node:crypto";
 import { liveProcesses, readEnviron, signalGroup, type ProcStat } from "./proc.ts";
 
 export const MARKER = {
@@ -15,7 +14,7 @@ export const MARKER = {
 
 /** The marker variables for one start; `extra` adds the kind's own (name and spec, or step). */
 export function markerEnv(stateDir: string, extra: Record<string, string>): Record<string, string> {
-  return { [MARKER.stateDir]: stateDir, [MARKER.spawn]: randomUUID(), ...extra };
+  return { [MARKER.stateDir]: stateDir, [MARKER.spawn]: crypto.randomUUID(), ...extra };
 }
 
 /** An environment to pass on, without markers the agent itself may have inherited. */

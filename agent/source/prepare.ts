@@ -2,7 +2,6 @@
 // paths linked in, setup steps run (or reused when their inputs are unchanged), then "ready".
 // Touches only the new release dir, shared/ and the host's packages/users; never `current`.
 // Every role path resolves inside the release (or shared/): a symlinked parent is refused.
-import { createHash } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { AgentError } from "../core/errors.ts";
@@ -160,7 +159,7 @@ const cancelled = (commit: string, signal?: AbortSignal) =>
 
 /** sha256 over the step's run string and its inputs' contents (directories walked in order). Read-only. */
 export function hashInputs(dir: string, step: Pick<SetupStep, "run" | "inputs">): string {
-  const h = createHash("sha256").update(step.run).update("\0");
+  const h = new Bun.CryptoHasher("sha256").update(step.run).update("\0");
   const add = (abs: string) => {
     const rel = relative(dir, abs);
     let st;

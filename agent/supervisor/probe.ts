@@ -1,6 +1,5 @@
 // One health check against a running process: HTTP (2xx/3xx), TCP connect, or a command that
 // exits 0. Each resolves to {ok, error}; none throws, none outlives its timeout.
-import { connect } from "node:net";
 import type { Health } from "../manifest/schema.ts";
 import { splitArgs } from "../core/argv.ts";
 import { exec } from "../host/exec.ts";
@@ -74,12 +73,20 @@ function socketError(e: unknown): string {
 }
 
 function probeTcp(port: number, timeoutMs: number): Promise<ProbeResult> {
+  const where = `tcp 127.0.0.1:${port}`;
   return new Promise((resolve) => {
-    const sock = connect({ host: "127.0.0.1", port });
-    const done = (r: ProbeResult) => { clearTimeout(timer); sock.destroy(); resolve(r); };
-    const timer = setTimeout(() => done(failWith(`tcp 127.0.0.1:${port}: no connection within ${timeoutMs}ms`)), timeoutMs);
-    sock.once("connect", () => done(pass));
-    sock.once("error", (e) => done(failWith(`tcp 127.0.0.1:${port}: ${e.message}`)));
+    let settled = false, sock: { end(): void } | null = null;
+    const done = (r: ProbeResult) => {
+      if (settled) return;
+      settled = true; clearTimeout(timer); sock?.end(); resolve(r);
+    };
+    const timer = setTimeout(() => done(failWith(`${where}: no connection within ${timeoutMs}ms`)), timeoutMs);
+    Bun.connect({ hostname: "127.0.0.1", port, socket: {
+      open(s) { sock = s; done(pass); },
+      data() {},
+      error(_s, e) { done(failWith(`${where}: ${socketError(e)}`)); },
+      connectError(_s, e) { done(failWith(`${where}: ${socketError(e)}`)); },
+    } }).catch((e) => done(failWith(`${where}: ${socketError(e)}`)));
   });
 }
 

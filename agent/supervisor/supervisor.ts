@@ -1,7 +1,6 @@
 // The set of supervised processes: level-based ensure(), health-gated replace() for a new
 // release, adoption of processes a previous agent started, status, stop and detach.
 // Every start and exit is written to state.json so that an agent restart never restarts apps.
-import { createHash } from "node:crypto";
 import type { Clock } from "../core/clock.ts";
 import { errorMessage } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
@@ -35,7 +34,7 @@ export function specHash(s: ProcessSpec): string {
   // A secret counts by name and version (s.secrets.fingerprint), never by its value.
   const env = Object.entries(s.env).filter(([k]) => !s.secrets?.names.includes(k)).sort();
   const key = JSON.stringify([s.argv, s.cwd, env, s.user?.uid, s.user?.gid, s.commit, s.releaseDir, s.port, ...(s.secrets ? [s.secrets.fingerprint] : [])]);
-  return createHash("sha256").update(key).digest("hex").slice(0, 16);
+  return new Bun.CryptoHasher("sha256").update(key).digest("hex").slice(0, 16);
 }
 
 const infoOf = (s: ProcessSpec) =>

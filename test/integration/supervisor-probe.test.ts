@@ -121,3 +121,15 @@ test("firstChecks() settles with a failing check too: the adopted process reads 
     sb.cleanup();
   }
 });
+
+test("a tcp check passes on a listening port and fails on a refused one, naming the port", async () => {
+  const tcp = (port: number) => probe({ tcp: port, interval: 1000, timeout: 2000, pass: 1, fail: 1, window: 1, deadline: 5000 } as never, { cwd: "/", env: {} });
+  const open = await raw(() => {});
+  expect(await tcp(open)).toEqual({ ok: true, error: null });
+  const closed = await raw(() => {});
+  servers.pop()!.close();
+  await Bun.sleep(20);
+  const refused = await tcp(closed);
+  expect(refused.ok).toBe(false);
+  expect(refused.error).toStartWith(`tcp 127.0.0.1:${closed}: ECONNREFUSED`);
+});

@@ -66,3 +66,17 @@ test("agent run does not load trust/, volumes, addresses, the rollout gate or th
   expect(lazy.filter((f) => reached.includes(f))).toEqual([]);
   expect(reached).toContain("agent/loop/tick.ts");   // the walk does follow the daemon's modules
 });
+
+// Bun loads a Node module's code when it is first used, and it stays resident: node:net alone added
+// ~3.5 MB to a waiting program, node:crypto and node:url ~0.5 MB each (docs/benchmarks.md). The
+// daemon uses Bun's own sockets, hashes and URL helpers instead.
+test("agent run imports no Node module beyond node:fs, node:path and node:util (and bun:ffi for flock and madvise)", () => {
+  const modules = new Set<string>();
+  staticPackages(join(ROOT, "agent/cli/run.ts"), modules);
+  const builtins = new Set<string>();
+  for (const f of modules) {
+    const text = readFileSync(f, "utf8");
+    for (const m of text.matchAll(/^\s*(?:import|export)\s+(?!type\s)(?:[^"';]*?\s+from\s+)?["']((?:node:|bun:)[^"']+)["']/gm)) builtins.add(m[1]!);
+  }
+  expect([...builtins].sort()).toEqual(["bun:ffi", "node:fs", "node:path", "node:util"]);
+});
