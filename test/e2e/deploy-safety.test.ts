@@ -38,13 +38,13 @@ function node(k: () => Kit) {
     },
     async until<T>(what: string, ok: () => T | Promise<T>, ms = 40_000): Promise<NonNullable<T>> {
       const end = Date.now() + ms;
-      let last: unknown = null;
       while (Date.now() < end) {
         const v = await ok();
         if (v) return v as NonNullable<T>;
-        last = await h.status().catch(() => null);
         await Bun.sleep(100);
       }
+      // the status for the message is read once, at the end: each read is a run of the binary
+      const last = await h.status().catch(() => null);
       throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last)?.slice(0, 800)}`);
     },
     convergedOn: (commit: string) => h.until(`converged on ${commit.slice(0, 7)}`, async () => {

@@ -41,13 +41,13 @@ async function status(): Promise<any> {
 }
 async function until<T>(what: string, ok: () => T | Promise<T>, ms = 30_000): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
-  let last: unknown = null;
   while (Date.now() < end) {
     const v = await ok();
     if (v) return v as NonNullable<T>;
-    last = await status().catch(() => null);
     await Bun.sleep(100);
   }
+  // the status for the message is read once, at the end: each read is a run of the binary
+  const last = await status().catch(() => null);
   throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last)?.slice(0, 800)}`);
 }
 const convergedOn = (commit: string) => until(`converged on ${commit.slice(0, 7)}`, async () => {
