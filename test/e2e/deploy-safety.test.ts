@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { AGENT, APP, alive, makeKit, role, stopApps, type Kit } from "./kit.ts";
+import { AGENT, APP, alive, makeKit, role, statusHere, stopApps, type Kit } from "./kit.ts";
 import { groupMembers } from "../../agent/host/proc.ts";
 import { isRoot } from "../../agent/host/users.ts";
 
@@ -32,19 +32,17 @@ function node(k: () => Kit) {
       await daemon.exited;
       daemon = null;
     },
-    async status(): Promise<any> {
-      const r = await k().agent(["status", "--json", "--timeout", "1s"]);
-      try { return JSON.parse(r.stdout); } catch { return null; }
-    },
+    /** The daemon's status (else status.json's), as `agent status --json` reads it; see kit's statusHere. */
+    status: (): Promise<any> => statusHere(k()),
     async until<T>(what: string, ok: () => T | Promise<T>, ms = 40_000): Promise<NonNullable<T>> {
       const end = Date.now() + ms;
-      let last: unknown = null;
       while (Date.now() < end) {
         const v = await ok();
         if (v) return v as NonNullable<T>;
-        last = await h.status().catch(() => null);
         await Bun.sleep(100);
       }
+      // the status for the message is read once, at the end: each read is a run of the binary
+      const last = await h.status().catch(() => null);
       throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last)?.slice(0, 800)}`);
     },
     convergedOn: (commit: string) => h.until(`converged on ${commit.slice(0, 7)}`, async () => {

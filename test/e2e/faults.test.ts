@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { AGENT, APP, alive, get, makeKit, manifest, role, type Kit } from "./kit.ts";
+import { AGENT, APP, alive, get, makeKit, manifest, role, statusHere, type Kit } from "./kit.ts";
 import { groupMembers } from "../../agent/host/proc.ts";
 
 let k: Kit;
@@ -35,19 +35,17 @@ async function kill() {
   await daemon.exited;
   daemon = null;
 }
-async function status(): Promise<any> {
-  const r = await k.agent(["status", "--json", "--timeout", "1s"]);
-  try { return JSON.parse(r.stdout); } catch { return null; }
-}
+/** The daemon's status (else status.json's), as `agent status --json` reads it; see kit's statusHere. */
+const status = (): Promise<any> => statusHere(k);
 async function until<T>(what: string, ok: () => T | Promise<T>, ms = 30_000): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
-  let last: unknown = null;
   while (Date.now() < end) {
     const v = await ok();
     if (v) return v as NonNullable<T>;
-    last = await status().catch(() => null);
     await Bun.sleep(100);
   }
+  // the status for the message is read once, at the end: each read is a run of the binary
+  const last = await status().catch(() => null);
   throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last)?.slice(0, 800)}`);
 }
 const convergedOn = (commit: string) => until(`converged on ${commit.slice(0, 7)}`, async () => {

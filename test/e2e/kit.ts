@@ -7,6 +7,8 @@ import { startGitServer, type GitServer } from "../servers/git.ts";
 import { makeRepo, type TestRepo } from "../fixtures/repo.ts";
 import { startTimeOf } from "../../agent/host/proc.ts";
 import { reachableRuntime } from "../../agent/host/runtime.ts";
+import { layout } from "../../agent/state/layout.ts";
+import { readStatus } from "../../agent/status/read.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const AGENT = join(ROOT, "dist/agent");
@@ -197,15 +199,29 @@ export async function daemonStatus(k: Kit): Promise<any> {
 }
 
 /**
- * Poll `agent status` until ok(status) holds; returns that status. `check` runs before each poll
- * and may throw to stop early (a daemon that exited).
+ * The node's status as `agent status --json` reads it (the daemon over its control socket, else
+ * status.json; with `source` and `ageMs`), read in this process by the same code: for polls, where
+ * a run of the binary per poll (about 0.1 s of CPU) takes the CPU from the agents under test.
+ * null when neither answers.
+ */
+export async function statusHere(k: { state: string }): Promise<any> {
+  const l = layout(k.state);
+  try {
+    const r = await readStatus({ socket: l.socket, statusFile: l.statusFile }, { timeoutMs: 1000, now: Date.now });
+    return { ...r.status, source: r.source, ageMs: r.ageMs };
+  } catch { return null; }
+}
+
+/**
+ * Poll the status (statusHere: what `agent status --json` reads) until ok(status) holds; returns
+ * that status. `check` runs before each poll and may throw to stop early (a daemon that exited).
  */
 export async function untilStatus(k: Kit, what: string, ok: (s: any) => boolean, opts: { ms?: number; check?: () => void } = {}): Promise<any> {
   const end = Date.now() + (opts.ms ?? 30_000);
   let s: any = null;
   while (Date.now() < end) {
     opts.check?.();
-    s = await daemonStatus(k);
+    s = await statusHere(k);
     if (s && ok(s)) return s;
     await Bun.sleep(200);
   }
