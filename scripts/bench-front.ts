@@ -9,16 +9,18 @@
 //   bun scripts/bench-front.ts [--duration 10s] [--connections 32] [--latency-connections 8] [--rate 1000] [--env K=V]
 //   (--env: for the front, e.g. BUN_OPTIONS=--smol)
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg as osLoad, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { AGENT, BUN, footprint, median, ms, rssMB } from "./bench-node.ts";
 
 const { values: o } = parseArgs({ options: { duration: { type: "string", default: "10s" }, connections: { type: "string", default: "32" },
   "latency-connections": { type: "string", default: "8" }, rate: { type: "string", default: "1000" },
-  env: { type: "string", multiple: true, default: [] } } });
+  env: { type: "string", multiple: true, default: [] }, rounds: { type: "string", default: "5" }, "paced-only": { type: "boolean", default: false } } });
 const frontEnv = Object.fromEntries(o.env!.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
 const DURATION = ms(o.duration!), CONNS = Number(o.connections), LAT_CONNS = Number(o["latency-connections"]), RATE = Number(o.rate);
+/** Paced wrk runs: connections, and rounds of direct / nginx / front interleaved. */
+const PACED_CONNS = 10, ROUNDS = Number(o.rounds);
 if (!Bun.which("wrk") || !Bun.which("nginx", { PATH: `${process.env.PATH}:/usr/sbin` })) {
   console.log("installing nginx and wrk (apt-get)");
   Bun.spawnSync(["apt-get", "install", "-y", "nginx", "wrk"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, stdout: "ignore", stderr: "inherit" });
@@ -32,6 +34,7 @@ const OTHER_CORES = TASKSET && navigator.hardwareConcurrency > 1 ? [TASKSET, "-c
 const FRONT = existsSync(AGENT) ? [AGENT] : [BUN, join(import.meta.dir, "../agent/main.ts")];
 const dir = mkdtempSync(join(tmpdir(), "bench-front-"));
 const SOCK = join(dir, "front.sock");
+const loadavg = () => osLoad().map((x) => x.toFixed(2)).join(" ");
 const procs: { kill(sig?: string | number): void; exited: Promise<number> }[] = [];
 
 const UPSTREAM = `const s = Bun.serve({ port: Number(process.env.PORT), hostname: "127.0.0.1",
@@ -100,6 +103,41 @@ async function fixedRate(url: string, durationMs: number): Promise<Load> {
   return JSON.parse(out) as Load;
 }
 
+/**
+ * The added-latency measurement: wrk (C, epoll, latency in microseconds from the write of a
+ * request to the end of its answer) with a Lua `delay()` that paces each of PACED_CONNS
+ * connections to RATE / PACED_CONNS requests/s (a random pause around the mean, so that the
+ * connections do not fall into step). Closed loop per connection, but at ~1/30 of capacity nothing
+ * queues; unlike the Bun generator, its own timer jitter is not in the figure (wrk stamps the
+ * request when it writes it, after the pause).
+ */
+const PACE_LUA = (meanMs: number) => `
+math.randomseed(os.time())
+function delay() return math.random(${Math.max(1, Math.round(meanMs / 2))}, ${Math.round(meanMs * 1.5)}) end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("PACED %d %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout + e.status, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))
+end
+`;
+interface Paced { rps: number; requests: number; errors: number; p50: number; p90: number; p99: number; p999: number; max: number; mean: number }
+async function paced(url: string, durationMs: number): Promise<Paced> {
+  const script = join(dir, "pace.lua");
+  writeFileSync(script, PACE_LUA((PACED_CONNS * 1000) / RATE));
+  const p = Bun.spawn([...OTHER_CORES, WRK!, "-t1", `-c${PACED_CONNS}`, `-d${Math.round(durationMs / 1000)}s`, "-s", script, url], { stdout: "pipe", stderr: "pipe" });
+  const out = await new Response(p.stdout).text();
+  await p.exited;
+  const m = /PACED (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([\d.]+)/.exec(out);
+  if (!m) throw new Error(`wrk paced run: no summary in ${out}`);
+  const n = m.slice(1).map(Number);
+  const us = (x: number) => x / 1000;
+  return { requests: n[0]!, rps: n[0]! / (n[1]! / 1e6), errors: n[2]!, p50: us(n[3]!), p90: us(n[4]!), p99: us(n[5]!), p999: us(n[6]!), max: us(n[7]!), mean: us(n[8]!) };
+}
+
+/** `--paced-only`: the paced rounds are all this run measures. */
+class PacedOnly extends Error {}
+
 try {
   const [a, b] = [await upstream("a"), await upstream("b")];
   const fp = Bun.spawn([...PROXY_CORE, ...FRONT, "front", "--state-dir", dir, "--probe", "200"], { stdout: "ignore", stderr: "ignore", env: { ...process.env, ...frontEnv } });
@@ -124,10 +162,33 @@ http { access_log off;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $host; } } }
 `);
-    procs.push(Bun.spawn([...PROXY_CORE, NGINX, "-p", dir, "-c", join(dir, "nginx.conf")], { stdout: "ignore", stderr: "inherit" }));
+    // SIGTERM, not SIGKILL, at the end: a killed master leaves its worker running
+    const ngp = Bun.spawn([...PROXY_CORE, NGINX, "-p", dir, "-c", join(dir, "nginx.conf")], { stdout: "ignore", stderr: "inherit" });
+    procs.push({ kill: () => ngp.kill("SIGTERM"), exited: ngp.exited });
     for (let i = 0; i < 500 && !nginxUrl; i++) { if (await fetch(`http://127.0.0.1:${ngPort}/`).then((r) => r.ok, () => false)) nginxUrl = `http://127.0.0.1:${ngPort}/`; else await Bun.sleep(10); }
   }
   const frontUrl = `http://127.0.0.1:${port}/`, directUrl = `http://127.0.0.1:${a}/`;
+  // the added latency at RATE requests/s: wrk paced, direct / nginx / front interleaved ROUNDS times, medians
+  const pacedRuns: Record<string, Paced[]> = { direct: [], nginx: [], front: [] };
+  if (WRK) {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, u] of [["direct", directUrl], ["nginx", nginxUrl], ["front", frontUrl]] as const) if (u) pacedRuns[name]!.push(await paced(u, DURATION / 2));
+    }
+    const med = (xs: Paced[], k: keyof Paced) => median(xs.map((x) => x[k]));
+    const g = (x: number) => x.toFixed(3);
+    console.log(`at ~${RATE} requests/s (wrk -t1 -c${PACED_CONNS}, Lua delay() pacing, ${DURATION / 2000} s per run, ${ROUNDS} interleaved rounds, medians; load ${loadavg()}):`);
+    console.log("| path | requests/s | p50 | p90 | p99 | p99.9 | max | added p50 | added p99 | p99 of each round | failed |\n|---|---|---|---|---|---|---|---|---|---|---|");
+    const d99 = med(pacedRuns.direct!, "p99"), d50 = med(pacedRuns.direct!, "p50");
+    for (const [name, xs] of Object.entries(pacedRuns)) {
+      if (!xs.length) continue;
+      const added = (k: "p50" | "p99", ref: number) => name === "direct" ? "-" : `${g(med(xs, k) - ref)} ms`;
+      console.log(`| ${name} | ${med(xs, "rps").toFixed(0)} | ${g(med(xs, "p50"))} ms | ${g(med(xs, "p90"))} ms | ${g(med(xs, "p99"))} ms | ${g(med(xs, "p999"))} ms | ${g(med(xs, "max"))} ms | ${added("p50", d50)} | ${added("p99", d99)} | ${xs.map((x) => g(x.p99)).join(" ")} | ${xs.reduce((t, x) => t + x.errors, 0)} |`);
+    }
+    const fr = pacedRuns.front!, ng = pacedRuns.nginx!;
+    console.log(`paced: front added p99 ${g(med(fr, "p99") - d99)} ms (goal <= 1 ms)${ng.length ? `, nginx added ${g(med(ng, "p99") - d99)} ms` : ""}; ` +
+      `per round, front p99 - direct p99: ${fr.map((x, i) => g(x.p99 - pacedRuns.direct![i]!.p99)).join(" ")}`);
+  }
+  if (o["paced-only"]) throw new PacedOnly();
   // side by side, interleaved twice so that a neighbour's load on the machine hits all three alike
   const runs: Record<string, Load[]> = { direct: [], front: [], nginx: [] };
   const lat: Record<string, Load[]> = { direct: [], front: [], nginx: [] };
@@ -197,6 +258,8 @@ http { access_log off;
   if (ng) console.log(`front/nginx: ${f(fronted.rps / ng.rps, 2)}x the requests/s (goal >= 0.7x); proxies pinned to one core: ${TASKSET ? "yes" : "no (no taskset)"}`);
   console.log(`front/direct: ${f(fronted.rps / direct.rps * 100, 0)}% of the requests/s, p99 ${f(fronted.p99 / direct.p99, 1)}x; front/bare proxy: ${f(fronted.rps / bare.rps * 100, 0)}%; the front counted ${s.rejected.upstreamFailed} upstream failures, ${s.rejected.holdTimeout} hold timeouts`);
   console.log(`\`agent front\` RSS: ${f(median(emptyRss), 1)} MB idle with no table, ${f(median(idleRss), 1)} MB idle with one route, ${f(rssLoaded, 1)} MB right after load, ${f(median(afterRss), 1)} MB idle 7 s after the runs (budget 40 MB)`);
+} catch (e) {
+  if (!(e instanceof PacedOnly)) throw e;
 } finally {
   for (const p of procs) p.kill("SIGKILL");
   await Promise.all(procs.map((p) => p.exited));
