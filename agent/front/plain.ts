@@ -46,7 +46,7 @@ const REASONS: Record<number, string> = { 200: "OK", 202: "Accepted", 400: "Bad 
 /** The largest control request body (a table of many routes is a few KB). */
 const MAX_BODY = 16 * 1024 * 1024;
 
-interface ControlConn { buf: Buffer | null; busy: boolean; closed: boolean }
+interface ControlConn { buf: Buffer | null; busy: boolean; closed: boolean; continued: boolean }
 
 /** Serves `handler` on the unix socket `path` (HTTP/1.1, kept-alive connections). */
 export function serveControl(path: string, handler: ControlHandler): UnixSocketListener<ControlConn> {
@@ -67,7 +67,11 @@ export function serveControl(path: string, handler: ControlHandler): UnixSocketL
     if (h.body.kind === "chunked") { answer(s, { status: 411, body: JSON.stringify({ error: "a control request body needs a Content-Length" }) }, true); c.buf = null; return; }
     const length = h.body.kind === "length" ? h.body.length : 0;
     if (length > MAX_BODY) { answer(s, { status: 413, body: JSON.stringify({ error: "request body too large" }) }, true); c.buf = null; return; }
-    if (c.buf.length < end + length) return;
+    if (c.buf.length < end + length) {
+      if (h.expectContinue && !c.continued) { c.continued = true; s.write("HTTP/1.1 100 Continue\r\n\r\n"); }
+      return;
+    }
+    c.continued = false;
     const body = c.buf.toString("utf8", end, end + length);
     c.buf = c.buf.length > end + length ? c.buf.subarray(end + length) : null;
     c.busy = true;
@@ -86,7 +90,7 @@ export function serveControl(path: string, handler: ControlHandler): UnixSocketL
     unix: path,
     socket: {
       binaryType: "buffer",
-      open(s) { s.data = { buf: null, busy: false, closed: false }; },
+      open(s) { s.data = { buf: null, busy: false, closed: false, continued: false }; },
       data(s, d: Buffer) { s.data.buf = s.data.buf ? Buffer.concat([s.data.buf, d]) : d; next(s); },
       close(s) { s.data.closed = true; },
       error() { /* close follows */ },
