@@ -29,6 +29,8 @@ export class Exchange {
   reused = false;
   started = performance.now();
   sentAt = 0;
+  /** When the response head was read (the front's own time runs again from here to the end). */
+  resAt = 0;
   reqDone: boolean;
   reqLeft = 0;
   reqChunks: ChunkedReader | null = null;
@@ -87,8 +89,8 @@ export class Exchange {
   private attach(s: UpSocket): void {
     this.usock = s;
     s.data.ex = this;
-    this.sentAt = performance.now();
     send(s, Buffer.from(rewriteRequestHead(this.head, { peer: this.conn.peer, proto: this.conn.proto }), "latin1"), null);
+    this.sentAt = performance.now();
     this.conn.bodyReady();
   }
 
@@ -148,7 +150,8 @@ export class Exchange {
           continue;
         }
         this.res = h;
-        this.core.upstreamSeconds((performance.now() - this.sentAt) / 1000);
+        this.resAt = performance.now();
+        this.core.upstreamSeconds((this.resAt - this.sentAt) / 1000);
         buf = this.resBuf;
         from = end;
         this.resBuf = null;
@@ -240,6 +243,7 @@ export class Exchange {
       else { s.data.dead = true; s.data.ex = null; s.end(); }
     }
     this.uncount();
+    if (this.resAt > 0) this.core.ownSeconds((this.sentAt - this.started + performance.now() - this.resAt) / 1000);
     this.finish(this.res!.status);
   }
 

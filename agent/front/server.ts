@@ -129,6 +129,7 @@ export class Front {
       },
       reject: (reason) => f.reject(reason),
       upstreamSeconds: (sec) => f.metrics.upstreamSeconds.observe(sec),
+      ownSeconds: (sec) => f.metrics.ownSeconds.observe(sec),
       warn: (msg, fields) => f.opts.log.warn(msg, fields),
       addSocket: (port, ws) => {
         let set = f.sockets.get(port);

@@ -20,6 +20,8 @@ export interface FrontCore {
   answered(a: { port: number; method: string; path: string; status: number; upstream: string | null; started: number; bytes: number | null }): void;
   reject(reason: "tooLarge" | "holdTimeout" | "upstreamFailed" | "clientAborted"): void;
   upstreamSeconds(s: number): void;
+  /** The front's own time for one answered request (agent_front_own_seconds). */
+  ownSeconds(s: number): void;
   warn(msg: string, fields: Record<string, unknown>): void;
   /** An open WebSocket relay counts on its instance and is closed with 1001 when its drain ends. */
   addSocket(upstreamPort: number, ws: { close(code: number, reason: string): void }): void;
