@@ -49,7 +49,9 @@ export const front: Command = {
     const probeMs = a.values.probe === undefined ? 1000 : Number(a.values.probe);
     if (!Number.isInteger(probeMs) || probeMs < 10) throw new UsageError(`--probe: expected milliseconds >= 10, got ${a.values.probe}`);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const log = createLogger("front");
+    // JSON lines through console.error: process.stderr (a Node stream, its isTTY included) would
+    // add about 8 MB to the idle front's RSS (docs/benchmarks.md#front); the agent reads its stderr
+    const log = createLogger("front", { json: true, color: false, write: (line) => console.error(line) });
     const f = new Front({ socket: a.values.socket ?? frontSocket(dir), log, probeMs, accessLog: a.values["access-log"] === true });
     f.start();
     log.info("front: started", { socket: a.values.socket ?? frontSocket(dir), pid: process.pid });

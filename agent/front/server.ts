@@ -13,6 +13,7 @@ import { EMPTY_TABLE, pickUpstream, planRoutes, settleDrains, type DesiredRoute,
 import { DEFAULTS, parseTable, type RouteRequest } from "./control.ts";
 import { SocketListener, type FrontCore } from "./sockets.ts";
 import { closePool } from "./upstream.ts";
+import { probe, serveControl, type ControlAnswer } from "./plain.ts";
 
 /**
  * Which data path serves the public ports: "sockets" (Bun.listen/Bun.connect with the front's own
@@ -89,7 +90,7 @@ export class Front {
   private held = 0;
   private rejected = { tooLarge: 0, holdTimeout: 0, upstreamFailed: 0, clientAborted: 0 };
   private turn = 0;
-  private control: Server<undefined> | null = null;
+  private control: { stop(closeActive?: boolean): void } | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly now: () => number;
   private readonly dataPath: DataPath;
@@ -128,6 +129,7 @@ export class Front {
       },
       reject: (reason) => f.reject(reason),
       upstreamSeconds: (sec) => f.metrics.upstreamSeconds.observe(sec),
+      ownSeconds: (sec) => f.metrics.ownSeconds.observe(sec),
       warn: (msg, fields) => f.opts.log.warn(msg, fields),
       addSocket: (port, ws) => {
         let set = f.sockets.get(port);
@@ -148,7 +150,7 @@ export class Front {
     rmSync(this.opts.socket, { force: true });
     const umask = process.umask(0o177);
     try {
-      this.control = Bun.serve({ unix: this.opts.socket, fetch: (req) => this.onControl(req) });
+      this.control = serveControl(this.opts.socket, (method, path, body) => this.onControl(method, path, body));
     } finally {
       process.umask(umask);
     }
@@ -162,10 +164,8 @@ export class Front {
     if (this.timer) clearInterval(this.timer);
     for (const { server } of this.listeners.values()) await server.stop(force);
     this.listeners.clear();
-    await this.control?.stop(true);
+    this.closeControl();   // after a handover the path is the new front's socket (renamed over ours): left alone
     closePool();
-    // after a handover the path is the new front's socket (renamed over ours): leave it
-    try { if (statSync(this.opts.socket).ino === this.socketIno) rmSync(this.opts.socket, { force: true }); } catch { /* gone */ }
   }
 
   /**
@@ -177,10 +177,9 @@ export class Front {
     if (this.retiring) return;
     this.retiring = true;
     this.opts.log.info("front: retiring; the new front has the ports");
-    // The control socket goes first: Bun unlinks its path on close, and the new front's socket
-    // takes that path once it is gone (handover.ts waits for that).
-    await this.control?.stop(true);
-    this.control = null;
+    // The control socket goes first: its path is unlinked, and the new front's socket takes that
+    // path once it is gone (handover.ts waits for that).
+    this.closeControl();
     const servers = [...this.listeners.values()].map((l) => l.server);
     this.listeners.clear();
     for (const srv of servers) void srv.stop(false);
@@ -189,6 +188,13 @@ export class Front {
     for (const set of this.sockets.values()) for (const ws of set) ws.close(1001, "the front is being replaced");
     while (servers.some((srv) => srv.pendingWebSockets > 0) && this.now() < limit) await Bun.sleep(20);
     this.retireDone();
+  }
+
+  /** Closes the control socket and unlinks its path (unless a new front's socket was renamed over it). */
+  private closeControl(): void {
+    this.control?.stop(true);
+    this.control = null;
+    try { if (statSync(this.opts.socket).ino === this.socketIno) rmSync(this.opts.socket, { force: true }); } catch { /* gone */ }
   }
 
   /** Replaces the desired routes (what PUT /v1/table does); probes new upstreams at once. */
@@ -594,9 +600,7 @@ export class Front {
     let ok = false;
     try {
       if (path) {
-        const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000), redirect: "manual" });
-        await res.arrayBuffer().catch(() => {});
-        ok = res.status >= 200 && res.status < 300;
+        ok = await probe(port, path, 2000);
       } else {
         const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
         s.end();
@@ -613,29 +617,29 @@ export class Front {
     }
   }
 
-  private async onControl(req: Request): Promise<Response> {
-    const path = new URL(req.url).pathname;
-    if (path === "/v1/state" && req.method === "GET") return Response.json(this.state());
-    if (path === "/v1/table" && req.method === "GET") return Response.json({ accessLog: this.tableAccessLog, routes: this.desired });
-    if (path === "/v1/retire" && req.method === "POST") {
-      if (this.retiring) return Response.json({ retiring: true }, { status: 202 });
+  private async onControl(method: string, path: string, body: string): Promise<ControlAnswer> {
+    const json = (v: unknown, status = 200): ControlAnswer => ({ status, body: JSON.stringify(v) });
+    if (path === "/v1/state" && method === "GET") return json(this.state());
+    if (path === "/v1/table" && method === "GET") return json({ accessLog: this.tableAccessLog, routes: this.desired });
+    if (path === "/v1/retire" && method === "POST") {
+      if (this.retiring) return json({ retiring: true }, 202);
       setTimeout(() => void this.retire(), 10);
-      return Response.json({ retiring: true }, { status: 202 });
+      return json({ retiring: true }, 202);
     }
-    if (path === "/v1/metrics" && req.method === "GET") return new Response(this.renderMetrics(), { headers: { "content-type": CONTENT_TYPE } });
-    if (path === "/v1/table" && req.method === "PUT") {
+    if (path === "/v1/metrics" && method === "GET") return { status: 200, body: this.renderMetrics(), type: CONTENT_TYPE };
+    if (path === "/v1/table" && method === "PUT") {
       let raw: unknown;
-      try { raw = await req.json(); } catch { return Response.json({ error: "the body is not JSON" }, { status: 400 }); }
+      try { raw = JSON.parse(body); } catch { return json({ error: "the body is not JSON" }, 400); }
       const parsed = parseTable(raw);
-      if (!parsed.ok) return Response.json({ error: parsed.error }, { status: 400 });
+      if (!parsed.ok) return json({ error: parsed.error }, 400);
       try {
         await this.setTable(parsed.routes, parsed.accessLog);
       } catch (e) {
-        return Response.json({ error: `front: cannot apply the table: ${e instanceof Error ? e.message : String(e)}` }, { status: 409 });
+        return json({ error: `front: cannot apply the table: ${e instanceof Error ? e.message : String(e)}` }, 409);
       }
-      return Response.json(this.state());
+      return json(this.state());
     }
-    return Response.json({ error: `no such endpoint: ${req.method} ${path} (GET /v1/state, GET /v1/metrics, GET|PUT /v1/table, POST /v1/retire)` }, { status: 404 });
+    return json({ error: `no such endpoint: ${method} ${path} (GET /v1/state, GET /v1/metrics, GET|PUT /v1/table, POST /v1/retire)` }, 404);
   }
 }
 

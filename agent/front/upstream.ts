@@ -1,6 +1,6 @@
 // The socket data path's plumbing: writes that respect backpressure (what the kernel did not
 // take is kept, the sending side paused until the receiver drains) and the pool of kept-alive
-// connections to the instances. Knows nothing of HTTP; sockets.ts drives it.
+// connections to the instances. Knows nothing of HTTP; connection.ts drives it.
 import type { Socket } from "bun";
 
 /** An idle pooled connection to an instance is closed after this (Node's keepAliveTimeout is 5 s). */
@@ -10,7 +10,7 @@ const POOL_MAX = 64;
 
 /** What each socket of the data path carries for its writes. */
 export interface Out { out: Uint8Array[]; waiting: Socket<Out> | null; endAfter: boolean; paused: boolean }
-/** The exchange an instance connection serves now (sockets.ts), told of what the instance sends. */
+/** The exchange an instance connection serves now (connection.ts), told of what the instance sends. */
 export interface UpstreamUser { fromUpstream(buf: Buffer): void; upstreamClosed(): void }
 export interface UpData extends Out { port: number; ex: UpstreamUser | null; idleSince: number; dead: boolean }
 export type UpSocket = Socket<UpData>;
