@@ -1,8 +1,10 @@
-// Native (zlib) inflate for isomorphic-git's pack reader and pack indexer. isomorphic-git inflates
-// with pako, in JavaScript (it never uses the runtime's own zlib under Bun); scripts/build-agent.ts
-// points its two inflate sites here. Both take a view that may run past the object's end (the rest
-// of the pack): zlib stops at the end of the stream.
-import { inflateSync } from "node:zlib";
+// Native (zlib, node:crypto) work for isomorphic-git's pack reader and pack indexer. isomorphic-git
+// inflates with pako, in JavaScript (it never uses the runtime's own zlib under Bun), hashes with
+// crypto.subtle (an asynchronous call per object) and computes CRC-32 in JavaScript;
+// scripts/native-inflate.ts points those sites here at build time. The inflate functions take a
+// view that may run past the object's end (the rest of the pack): zlib stops at the end of the stream.
+import { createHash } from "node:crypto";
+import { crc32 as zlibCrc32, inflateSync } from "node:zlib";
 
 /** The object whose zlib stream starts at `input[0]`. */
 export function inflate(input: Uint8Array): Buffer {
@@ -21,4 +23,14 @@ export function inflateObject(input: Uint8Array): { data: Buffer; consumed: numb
     if ((e as { code?: string }).code === "Z_BUF_ERROR") return null;
     throw e;
   }
+}
+
+/** A git object's id: the SHA-1 of "<type> <length>\0" and its content, without copying them together. */
+export function hashObject(type: string, content: Uint8Array): string {
+  return createHash("sha1").update(`${type} ${content.length}\0`).update(content).digest("hex");
+}
+
+/** CRC-32 (as a pack index stores it, unsigned) of `bytes`. */
+export function crc32(bytes: Uint8Array): number {
+  return zlibCrc32(bytes) >>> 0;
 }
