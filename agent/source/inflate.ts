@@ -3,8 +3,9 @@
 // crypto.subtle (an asynchronous call per object) and computes CRC-32 in JavaScript;
 // scripts/native-inflate.ts points those sites here at build time. The inflate functions take a
 // view that may run past the object's end (the rest of the pack): zlib stops at the end of the stream.
-import { createHash } from "node:crypto";
-import { crc32 as zlibCrc32, inflateSync } from "node:zlib";
+// (SHA-1 and CRC-32 from Bun's globals: importing node:crypto would load it at the start of every
+// `agent _source`, 2.5 MB of RSS, though most sessions only poll.)
+import { inflateSync } from "node:zlib";
 
 /** The object whose zlib stream starts at `input[0]`. */
 export function inflate(input: Uint8Array): Buffer {
@@ -27,10 +28,10 @@ export function inflateObject(input: Uint8Array): { data: Buffer; consumed: numb
 
 /** A git object's id: the SHA-1 of "<type> <length>\0" and its content, without copying them together. */
 export function hashObject(type: string, content: Uint8Array): string {
-  return createHash("sha1").update(`${type} ${content.length}\0`).update(content).digest("hex");
+  return new Bun.CryptoHasher("sha1").update(`${type} ${content.length}\0`).update(content).digest("hex");
 }
 
 /** CRC-32 (as a pack index stores it, unsigned) of `bytes`. */
 export function crc32(bytes: Uint8Array): number {
-  return zlibCrc32(bytes) >>> 0;
+  return Bun.hash.crc32(bytes) >>> 0;
 }

@@ -4,7 +4,6 @@
 // each blob, first misses a loose object, lists the pack directory and wraps the file system
 // again, and keeps every object it inflated after the third. Read-only; loose objects are not
 // read here (read() answers null and the caller asks isomorphic-git).
-import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { inflateSync } from "node:zlib";
@@ -51,7 +50,7 @@ export class PackReader {
     if (!found) return null;
     const o = this.readAt(found.pack, found.offset);
     if (!o) return null;
-    const id = createHash("sha1").update(`${o.type} ${o.content.length}\0`).update(o.content).digest("hex");
+    const id = new Bun.CryptoHasher("sha1").update(`${o.type} ${o.content.length}\0`).update(o.content).digest("hex");
     if (id !== oid) throw new Error(`object ${oid} in ${found.pack.name} hashes to ${id}: the pack is corrupt`);
     return o;
   }

@@ -93,7 +93,7 @@ describe("PackReader", () => {
     const offsets = run(dir, ["verify-pack", "-v", pack.replace(/pack$/, "idx")]).split("\n").filter((l) => /^[0-9a-f]{40} /.test(l))
       .map((l) => { const f = l.trim().split(/\s+/); return { oid: f[0]!, offset: Number(f[4]), size: Number(f[3]) }; });
     const whole = offsets.find((o) => catFile(o.oid).type === "blob" && o.size > 100)!;
-    bytes[whole.offset + Math.floor(whole.size / 2)] ^= 0x55;
+    bytes[whole.offset + Math.floor(whole.size / 2)]! ^= 0x55;
     writeFileSync(pack, bytes);
     expect(() => PackReader.open(gitdir).read(whole.oid)).toThrow(/pack-[0-9a-f]{40}\.pack/);
   });

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { deflateSync } from "node:zlib";
-import { inflate, inflateObject } from "../../agent/source/inflate.ts";
+import { crc32, hashObject, inflate, inflateObject } from "../../agent/source/inflate.ts";
 import { patchIsomorphicGit } from "../../scripts/native-inflate.ts";
 
 const a = deflateSync(Buffer.from("first object ".repeat(500)));
@@ -39,6 +39,18 @@ describe("inflateObject", () => {
   });
 });
 
+describe("hashObject and crc32", () => {
+  test("a git object's id, as `git hash-object` gives it", () => {
+    expect(hashObject("blob", Buffer.from("hello\n"))).toBe("ce013625030ba8dba906f756967f9e9ca394464a");
+    expect(hashObject("blob", new Uint8Array(0))).toBe("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+    expect(hashObject("tree", new Uint8Array(0))).toBe("4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+  });
+  test("CRC-32 as a pack index stores it (unsigned)", () => {
+    expect(crc32(Buffer.from("123456789"))).toBe(0xcbf43926);
+    expect(crc32(new Uint8Array(0))).toBe(0);
+  });
+});
+
 describe("patchIsomorphicGit", () => {
   const file = createRequire(import.meta.url).resolve("isomorphic-git").replace(/index\.js$/, "index.cjs");
   const source = readFileSync(file, "utf8");
@@ -51,10 +63,19 @@ describe("patchIsomorphicGit", () => {
     expect(out).toContain("__nativeInflate.inflateObject(input)");
     expect(out).toContain("return __nativeInflate.inflate(buffer)");
     expect(out).toContain("pako.deflate(buffer)");   // writing objects is untouched
+    expect(out).toContain("let supportsSubtleSHA1 = false;");
+    expect(out).toContain("o.oid = __nativeInflate.hashObject(resolved.type, resolved.object);");
+    expect(out).toContain("const crc = __nativeInflate.crc32(pack.subarray(start, end));");
+    expect(out).not.toContain("crc32.buf(");
   });
   test("a pattern missing after an upgrade fails, naming it", () => {
     const moved = source.replace("const inflator = new pako.Inflate();", "const inflator = new pako.Inflate({});");
     expect(() => patchIsomorphicGit(moved)).toThrow(/streaming inflate of the pack indexer \(listpack\).*update the patterns/);
+  });
+  test("each pattern is checked: the hash and CRC sites too", () => {
+    expect(() => patchIsomorphicGit(source.replace("let supportsSubtleSHA1 = null;", "let supportsSubtleSHA1;"))).toThrow(/shasum's SHA-1/);
+    expect(() => patchIsomorphicGit(source.replace("crc32.buf(pack.slice(start, end))", "crc32.buf(pack.subarray(start, end))"))).toThrow(/CRC-32/);
+    expect(() => patchIsomorphicGit(source.replace("o.oid = await shasum(GitObject.wrap(resolved));", "o.oid = await hash(resolved);"))).toThrow(/SHA-1 of each object/);
   });
   test("a pattern found twice fails too", () => {
     const twice = source + "\n    object = Buffer.from(await inflate(buffer));\n";
