@@ -11,12 +11,14 @@ import { PackReader } from "./pack.ts";
 
 const PARALLEL = 16;
 
-/** Write the tree of `commit` into `dir` (which exists and is empty). Returns the files written. */
-export async function writeTree(gitdir: string, commit: string, dir: string): Promise<number> {
+/**
+ * Write the tree of `commit` into `dir` (which exists and is empty). Returns the files written.
+ * `cache`: isomorphic-git's, shared with the caller's reads (the pack index is read once for the walk).
+ */
+export async function writeTree(gitdir: string, commit: string, dir: string, cache: object = {}): Promise<number> {
   Bun.gc(true);   // the fetch's garbage, when this process fetched: its peak is not added to the walk's
-  const blobs = await listBlobs(gitdir, commit, dir);
+  const blobs = await listBlobs(gitdir, commit, dir, cache);
   const packs = PackReader.open(gitdir);
-  const cache = {};
   const read = async (oid: string): Promise<Uint8Array> => {
     const o = packs.read(oid);
     if (!o) return (await git.readBlob({ fs, gitdir, oid, cache })).blob;
@@ -37,8 +39,7 @@ export async function writeTree(gitdir: string, commit: string, dir: string): Pr
 }
 
 /** Make the directories of `commit`'s tree under `dir`; the files to write in them. */
-async function listBlobs(gitdir: string, commit: string, dir: string): Promise<{ oid: string; path: string; mode: string }[]> {
-  const cache = {};   // the pack index is read once for the walk, not for every tree
+async function listBlobs(gitdir: string, commit: string, dir: string, cache: object): Promise<{ oid: string; path: string; mode: string }[]> {
   const { commit: c } = await git.readCommit({ fs, gitdir, oid: commit, cache });
   const blobs: { oid: string; path: string; mode: string }[] = [];
   const walk = async (oid: string, at: string): Promise<void> => {
