@@ -20,7 +20,7 @@ const EDITS: [string, string, string][] = [
     `    return __nativeInflate.inflate(buffer)`],
   ["readSlice's copy of what inflate returned (already a Buffer)",
     `    object = Buffer.from(await inflate(buffer));`,
-    `    object = await inflate(buffer);`],
+    `    object = __nativeInflate.inflate(buffer, length);`],   // the header's size: one exact buffer
   ["the streaming inflate of the pack indexer (listpack)",
     `    const inflator = new pako.Inflate();
     while (!inflator.result) {
@@ -57,7 +57,7 @@ const EDITS: [string, string, string][] = [
       const chunk = await reader.chunk();
       if (!chunk) break
       input = input ? Buffer.concat([input, chunk]) : chunk;
-      const inflated = __nativeInflate.inflateObject(input);
+      const inflated = __nativeInflate.inflateObject(input, length);
       if (!inflated) continue
       if (inflated.data.length !== length) {
         throw new InternalError(\`Inflated object size is different from that stated in packfile.\`)

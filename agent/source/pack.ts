@@ -6,7 +6,7 @@
 // read here (read() answers null and the caller asks isomorphic-git).
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { inflateSync } from "node:zlib";
+import { inflate } from "./inflate.ts";
 
 export type ObjectType = "commit" | "tree" | "blob" | "tag";
 export interface PackedObject { type: ObjectType; content: Buffer }
@@ -152,7 +152,7 @@ function parseHeader(data: Buffer, offset: number, name: string) {
 
 function inflateAt(data: Buffer, start: number, size: number, name: string, offset: number): Buffer {
   let out: Buffer;
-  try { out = inflateSync(data.subarray(start, data.length - 20), { maxOutputLength: Math.max(size, 1) }); } catch (e) {
+  try { out = inflate(data.subarray(start, data.length - 20), size); } catch (e) {
     throw new Error(`${name}: object at ${offset} does not inflate (${(e as Error).message}): the pack is corrupt`);
   }
   if (out.length !== size) throw new Error(`${name}: object at ${offset} inflates to ${out.length} bytes, its header says ${size}`);

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { deflateSync } from "node:zlib";
-import { crc32, hashObject, inflate, inflateObject } from "../../agent/source/inflate.ts";
+import { crc32, hashObject, inflate, inflateObject, zlibHandle } from "../../agent/source/inflate.ts";
 import { patchIsomorphicGit } from "../../scripts/native-inflate.ts";
 
 const a = deflateSync(Buffer.from("first object ".repeat(500)));
@@ -39,6 +39,30 @@ describe("inflateObject", () => {
   });
 });
 
+describe("with the size the pack header states (one reused zlib stream)", () => {
+  const first = "first object ".repeat(500);
+  test("this runtime has node:zlib's handle, so the fast path is the one taken", () => {
+    expect(zlibHandle()).toBe(true);
+  });
+  test("gives the object and the bytes its stream took, from views into a larger buffer", () => {
+    const r = inflateObject(pack, first.length)!;
+    expect(r.data.toString()).toBe(first);
+    expect(r.consumed).toBe(a.length);
+    const r2 = inflateObject(pack.subarray(a.length), 6)!;
+    expect([r2.data.toString(), r2.consumed]).toEqual(["second", b.length]);
+    expect(inflate(pack.subarray(a.length), 6).toString()).toBe("second");
+    const empty = deflateSync(Buffer.alloc(0));
+    expect(inflateObject(Buffer.concat([empty, b]), 0)).toEqual({ data: Buffer.alloc(0), consumed: empty.length });
+  });
+  test("null when the input ends inside the stream; corrupt data and a wrong size are errors", () => {
+    expect(inflateObject(a.subarray(0, a.length - 3), first.length)).toBeNull();
+    expect(() => inflateObject(Buffer.from("not zlib at all"), 10)).toThrow(/zlib/);
+    expect(() => inflateObject(pack, first.length - 1)).toThrow(/more than the 6499 bytes/);
+    expect(() => inflate(pack, first.length + 1)).not.toThrow();   // shorter than stated: the callers compare the length
+    expect(inflateObject(pack, first.length)!.data.toString()).toBe(first);   // the stream is usable after an error
+  });
+});
+
 describe("hashObject and crc32", () => {
   test("a git object's id, as `git hash-object` gives it", () => {
     expect(hashObject("blob", Buffer.from("hello\n"))).toBe("ce013625030ba8dba906f756967f9e9ca394464a");
@@ -60,7 +84,8 @@ describe("patchIsomorphicGit", () => {
     expect(out.startsWith(`var __nativeInflate = require("/x/inflate.ts");`)).toBe(true);
     expect(out).not.toContain("new pako.Inflate()");
     expect(out).not.toContain("pako.inflate(buffer)");
-    expect(out).toContain("__nativeInflate.inflateObject(input)");
+    expect(out).toContain("__nativeInflate.inflateObject(input, length)");
+    expect(out).toContain("object = __nativeInflate.inflate(buffer, length);");
     expect(out).toContain("return __nativeInflate.inflate(buffer)");
     expect(out).toContain("pako.deflate(buffer)");   // writing objects is untouched
     expect(out).toContain("let supportsSubtleSHA1 = false;");
