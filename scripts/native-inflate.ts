@@ -69,6 +69,12 @@ const EDITS: [string, string, string][] = [
       await onData({ data: inflated.data, type, num: numObjects, offset, end, reference, ofs });
       break
     }`],
+  ["the copy of every chunk a StreamReader reads (the pack, whole, and each HTTP chunk of it)",
+    `      value = Buffer.from(value);`,
+    `      value = __nativeInflate.asBuffer(value);`],
+  ["the fetch's copy of the pack it has just collected",
+    `  const packfile = Buffer.from(await collect(response.packfile));`,
+    `  const packfile = __nativeInflate.asBuffer(await collect(response.packfile));`],
   ["shasum's SHA-1 (crypto.subtle, one asynchronous call per object)",
     `let supportsSubtleSHA1 = null;`,
     `let supportsSubtleSHA1 = false;   // node:crypto's createHash, synchronous`],

@@ -33,6 +33,15 @@ export function inflateObject(input: Uint8Array, size?: number): { data: Buffer;
   }
 }
 
+/**
+ * `bytes` as a Buffer over the same memory (Buffer.from copies): for chunks nothing writes to again,
+ * a fetch's pack and the HTTP chunks it came in (whose copies were 3 × the pack's size of garbage).
+ */
+export function asBuffer(bytes: Uint8Array | ArrayBuffer | string): Buffer {
+  if (Buffer.isBuffer(bytes)) return bytes;
+  return ArrayBuffer.isView(bytes) ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : Buffer.from(bytes as string);
+}
+
 /** A git object's id: the SHA-1 of "<type> <length>\0" and its content, without copying them together. */
 export function hashObject(type: string, content: Uint8Array): string {
   return new Bun.CryptoHasher("sha1").update(`${type} ${content.length}\0`).update(content).digest("hex");

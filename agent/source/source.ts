@@ -37,16 +37,16 @@ export interface SourceOptions {
 /**
  * A fetch's progress callback: a full collection at the start, middle and end of isomorphic-git's
  * own two phases (the pack received and indexed, its deltas resolved; not the server's "Counting"
- * and "Compressing", which would double the collections for nothing). The indexer's inflated
- * objects are garbage at once but Bun collects them late: without this a first release of 2,000
- * files peaked at 128-147 MB in the fetch, with it at 120-121 MB, for 7 collections of about
- * 15-20 ms each (scripts/bench source, docs/benchmarks.md). A pack of fewer than 1,000 objects
- * (an incremental fetch) is left to Bun.
+ * and "Compressing", which would double the collections for nothing), for packs of 10,000 objects
+ * and more. The indexer's inflated objects are garbage at once but Bun collects them late; with
+ * the indexer's copies gone (scripts/native-inflate.ts), a first release of 2,000 files peaked at
+ * 100 MB with these collections and 109 MB without, and took 10-15% longer with them (6
+ * collections; scripts/bench source, docs/benchmarks.md): below 10,000 objects, Bun is left to it.
  */
 function collectGarbage(): (p: { phase: string; loaded: number; total: number }) => void {
   let last = "";
   return ({ phase, loaded, total }) => {
-    if ((phase !== "Receiving objects" && phase !== "Resolving deltas") || total < 1_000) return;   // a small pack: little garbage
+    if ((phase !== "Receiving objects" && phase !== "Resolving deltas") || total < 10_000) return;   // a smaller pack: less garbage than a collection costs
     const at = `${phase} ${total ? Math.floor((loaded * 2) / total) : 0}`;
     if (at !== last) { last = at; Bun.gc(true); }
   };

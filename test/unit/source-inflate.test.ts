@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { deflateSync } from "node:zlib";
-import { crc32, hashObject, inflate, inflateObject, zlibHandle } from "../../agent/source/inflate.ts";
+import { asBuffer, crc32, hashObject, inflate, inflateObject, zlibHandle } from "../../agent/source/inflate.ts";
 import { patchIsomorphicGit } from "../../scripts/native-inflate.ts";
 
 const a = deflateSync(Buffer.from("first object ".repeat(500)));
@@ -63,6 +63,18 @@ describe("with the size the pack header states (one reused zlib stream)", () => 
   });
 });
 
+describe("asBuffer", () => {
+  test("a Buffer over the same bytes, not a copy; strings are encoded", () => {
+    const u = new Uint8Array([9, 1, 2, 3, 9]).subarray(1, 4);
+    const b = asBuffer(u);
+    expect(Buffer.isBuffer(b)).toBe(true);
+    expect([...b]).toEqual([1, 2, 3]);
+    u[0] = 7;
+    expect(b[0]).toBe(7);
+    expect(asBuffer("ab").toString()).toBe("ab");
+  });
+});
+
 describe("hashObject and crc32", () => {
   test("a git object's id, as `git hash-object` gives it", () => {
     expect(hashObject("blob", Buffer.from("hello\n"))).toBe("ce013625030ba8dba906f756967f9e9ca394464a");
@@ -92,6 +104,8 @@ describe("patchIsomorphicGit", () => {
     expect(out).toContain("o.oid = __nativeInflate.hashObject(resolved.type, resolved.object);");
     expect(out).toContain("const crc = __nativeInflate.crc32(pack.subarray(start, end));");
     expect(out).not.toContain("crc32.buf(");
+    expect(out).toContain("value = __nativeInflate.asBuffer(value);");
+    expect(out).toContain("const packfile = __nativeInflate.asBuffer(await collect(response.packfile));");
   });
   test("a pattern missing after an upgrade fails, naming it", () => {
     const moved = source.replace("const inflator = new pako.Inflate();", "const inflator = new pako.Inflate({});");
