@@ -3,8 +3,7 @@
 // under Bun), hashes with crypto.subtle (an asynchronous call per object) and computes CRC-32 in
 // JavaScript; scripts/native-inflate.ts points those sites here at build time. The inflate
 // functions take a view that may run past the object's end (the rest of the pack): zlib stops at
-// the end of the stream. (SHA-1 and CRC-32 come from Bun's globals: importing node:crypto would
-// load it at the start of every `agent _source`, though most sessions only poll.)
+// the end of the stream. SHA-1 and CRC-32 are Bun's (Bun.CryptoHasher, Bun.hash.crc32).
 import { constants, createInflate, inflateSync } from "node:zlib";
 
 /**
