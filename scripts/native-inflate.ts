@@ -1,7 +1,9 @@
 // A build-time patch of isomorphic-git: its pack reader and pack indexer inflate with pako (in
 // JavaScript: isomorphic-git hard-codes `supportsDecompressionStream = false`), which is most of
 // the CPU of a first release and, with pako's 64 KB output chunk per object, much of its peak
-// RSS. The patch points both sites at agent/source/inflate.ts (node:zlib). Every pattern must be
+// RSS. The patch points both sites at agent/source/inflate.ts (node:zlib), and the indexer's SHA-1
+// and CRC-32 of every object there too (node:crypto, zlib: crypto.subtle costs an asynchronous
+// round trip per object, crc-32 is JavaScript); shasum's other callers get node:crypto. Every pattern must be
 // found exactly once: after an upgrade of isomorphic-git that moved one, the build fails and says
 // which, rather than shipping the slow path silently.
 import { resolve } from "node:path";
@@ -18,7 +20,7 @@ const EDITS: [string, string, string][] = [
     `    return __nativeInflate.inflate(buffer)`],
   ["readSlice's copy of what inflate returned (already a Buffer)",
     `    object = Buffer.from(await inflate(buffer));`,
-    `    object = await inflate(buffer);`],
+    `    object = __nativeInflate.inflate(buffer, length);`],   // the header's size: one exact buffer
   ["the streaming inflate of the pack indexer (listpack)",
     `    const inflator = new pako.Inflate();
     while (!inflator.result) {
@@ -55,7 +57,7 @@ const EDITS: [string, string, string][] = [
       const chunk = await reader.chunk();
       if (!chunk) break
       input = input ? Buffer.concat([input, chunk]) : chunk;
-      const inflated = __nativeInflate.inflateObject(input);
+      const inflated = __nativeInflate.inflateObject(input, length);
       if (!inflated) continue
       if (inflated.data.length !== length) {
         throw new InternalError(\`Inflated object size is different from that stated in packfile.\`)
@@ -67,6 +69,21 @@ const EDITS: [string, string, string][] = [
       await onData({ data: inflated.data, type, num: numObjects, offset, end, reference, ofs });
       break
     }`],
+  ["the copy of every chunk a StreamReader reads (the pack, whole, and each HTTP chunk of it)",
+    `      value = Buffer.from(value);`,
+    `      value = __nativeInflate.asBuffer(value);`],
+  ["the fetch's copy of the pack it has just collected",
+    `  const packfile = Buffer.from(await collect(response.packfile));`,
+    `  const packfile = __nativeInflate.asBuffer(await collect(response.packfile));`],
+  ["shasum's SHA-1 (crypto.subtle, one asynchronous call per object)",
+    `let supportsSubtleSHA1 = null;`,
+    `let supportsSubtleSHA1 = false;   // node:crypto's createHash, synchronous`],
+  ["the pack indexer's SHA-1 of each object (of a copy with its header in front)",
+    `      o.oid = await shasum(GitObject.wrap(resolved));`,
+    `      o.oid = __nativeInflate.hashObject(resolved.type, resolved.object);`],
+  ["the pack indexer's CRC-32 (the crc-32 package, in JavaScript)",
+    `      const crc = crc32.buf(pack.slice(start, end)) >>> 0;`,
+    `      const crc = __nativeInflate.crc32(pack.subarray(start, end));`],
 ];
 
 /** isomorphic-git's index.cjs with native inflate; throws naming each pattern not found once. */

@@ -37,16 +37,16 @@ export interface SourceOptions {
 /**
  * A fetch's progress callback: a full collection at the start, middle and end of isomorphic-git's
  * own two phases (the pack received and indexed, its deltas resolved; not the server's "Counting"
- * and "Compressing", which would double the collections for nothing). The indexer's inflated
- * objects are garbage at once but Bun collects them late: without this a first release of 2,000
- * files peaked at 128-147 MB in the fetch, with it at 120-121 MB, for 7 collections of about
- * 15-20 ms each (scripts/bench source, docs/benchmarks.md). A pack of fewer than 1,000 objects
- * (an incremental fetch) is left to Bun.
+ * and "Compressing", which would double the collections for nothing), for packs of 10,000 objects
+ * and more. The indexer's inflated objects are garbage at once but Bun collects them late; with
+ * the indexer's copies gone (scripts/native-inflate.ts), a first release of 2,000 files peaked at
+ * 100 MB with these collections and 109 MB without, and took 10-15% longer with them (6
+ * collections; scripts/bench source, docs/benchmarks.md): below 10,000 objects, Bun is left to it.
  */
 function collectGarbage(): (p: { phase: string; loaded: number; total: number }) => void {
   let last = "";
   return ({ phase, loaded, total }) => {
-    if ((phase !== "Receiving objects" && phase !== "Resolving deltas") || total < 1_000) return;   // a small pack: little garbage
+    if ((phase !== "Receiving objects" && phase !== "Resolving deltas") || total < 10_000) return;   // a smaller pack: less garbage than a collection costs
     const at = `${phase} ${total ? Math.floor((loaded * 2) / total) : 0}`;
     if (at !== last) { last = at; Bun.gc(true); }
   };
@@ -64,6 +64,12 @@ export class Source {
   private opened = false;
   private readonly tokens = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * isomorphic-git's cache of pack indexes and packs, shared by this source's reads, so that a pack
+   * is read and checksummed once rather than for every has() and readCommit (six times in a first
+   * release). Replaced at every fetch: an old pack is never held while a new one arrives.
+   */
+  private cache: object = {};
 
   constructor(private readonly o: SourceOptions) {
     this.http = timedHttp(o.timeoutMs);
@@ -131,10 +137,10 @@ export class Source {
       if (!(await this.has(commit))) {
         this.o.log.info("fetching pinned commit", { commit });
         await this.call(`fetching commit ${commit.slice(0, 12)}`, () =>
-          git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
+          this.fetchObjects({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
       }
       try {
-        const c = await git.readCommit({ fs, gitdir: this.o.gitdir, oid: commit });
+        const c = await git.readCommit({ fs, gitdir: this.o.gitdir, oid: commit , cache: this.cache });
         return { subject: c.commit.message.split("\n")[0] ?? "" };
       } catch {
         throw AgentError.terminal("CommitNotFound",
@@ -176,7 +182,7 @@ export class Source {
       try {
         fs.mkdirSync(partial, { recursive: true });
         fs.rmSync(join(this.o.gitdir, "index"), { force: true });   // left by older agents' checkouts
-        await writeTree(this.o.gitdir, commit, partial);
+        await writeTree(this.o.gitdir, commit, partial, this.cache);
         const rec = newRelease(l, commit, opts.subject ?? null, opts.now ?? Date.now());
         if (fs.lstatSync(join(partial, ".agent"), { throwIfNoEntry: false })) {
           // Older agents kept their records there; a tree that ships one would pose as them.
@@ -211,11 +217,12 @@ export class Source {
       await this.init(fresh);
       for (const c of [...new Set([tip, ...keep])]) {
         await this.call("rebuilding the object store", () =>
-          git.fetch({ fs, http: this.fetchHttp, gitdir: fresh, remote: "origin", ref: c, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
+          this.fetchObjects({ fs, http: this.fetchHttp, gitdir: fresh, remote: "origin", ref: c, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
       }
       await git.writeRef({ fs, gitdir: fresh, ref: TIP_REF, value: tip, force: true });
       writeStoreStats(fresh, { baselineBytes: storeUsage(fresh).bytes, at: Date.now() });
       swapStore(this.o.gitdir);
+      this.cache = {};
       const after = storeUsage(this.o.gitdir);
       this.o.log.info("rebuilt object store", { bytesBefore: before.bytes, bytesAfter: after.bytes, packsBefore: before.packs });
       return { rebuilt: true, bytesBefore: before.bytes, bytesAfter: after.bytes };
@@ -226,7 +233,7 @@ export class Source {
   commitObject(commit: string): Promise<Uint8Array> {
     return this.serial(async () => {
       if (!(await this.has(commit))) await this.fetchCommit(commit);
-      const { object } = await git.readObject({ fs, gitdir: this.o.gitdir, oid: commit, format: "content" });
+      const { object } = await git.readObject({ fs, gitdir: this.o.gitdir, oid: commit, format: "content", cache: this.cache });
       return object as Uint8Array;
     });
   }
@@ -269,9 +276,15 @@ export class Source {
     return refs.find((r) => r.ref === ref)?.oid;
   }
 
+  /** git.fetch, after dropping the read cache (the fetch reads with a cache of its own). */
+  private fetchObjects(args: Parameters<typeof git.fetch>[0]) {
+    this.cache = {};
+    return git.fetch(args);
+  }
+
   private async fetchCommit(commit: string): Promise<void> {
     await this.call(`fetching commit ${commit.slice(0, 12)}`, () =>
-      git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
+      this.fetchObjects({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
   }
 
   private async descendsFetching(oid: string, ancestor: string): Promise<boolean> {
@@ -283,7 +296,7 @@ export class Source {
     // commits come each time) until the walk reaches `ancestor` or the limit.
     for (const depth of [100, 1_000, 9_000]) {
       await this.call("fetching the history since the last accepted tip", () =>
-        git.fetch({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: oid, depth, relative: true, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
+        this.fetchObjects({ fs, http: this.http, gitdir: this.o.gitdir, remote: "origin", ref: oid, depth, relative: true, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
       if (await this.descends(oid, ancestor)) return true;
       if (!(await this.shallow())) return false;     // the whole history is here: it does not descend
     }
@@ -301,11 +314,11 @@ export class Source {
     const started = this.http.bytesIn();
     if (local) {
       await this.call("fetching the branch tip", () =>
-        git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: "agent-tip", remoteRef: tip, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
+        this.fetchObjects({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: "agent-tip", remoteRef: tip, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
     }
     if (!(await this.has(tip))) {
       await this.call("fetching the branch tip", () =>
-        git.fetch({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: tip, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
+        this.fetchObjects({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: tip, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
       if (!readStoreStats(this.o.gitdir)) writeStoreStats(this.o.gitdir, { baselineBytes: storeUsage(this.o.gitdir).bytes, at: Date.now() });
     }
     if (!(await this.has(tip))) {
@@ -324,7 +337,7 @@ export class Source {
       if (c === ancestor) return true;
       if (seen.has(c)) continue;
       seen.add(c);
-      try { queue.push(...(await git.readCommit({ fs, gitdir: this.o.gitdir, oid: c })).commit.parent); } catch {}
+      try { queue.push(...(await git.readCommit({ fs, gitdir: this.o.gitdir, oid: c , cache: this.cache })).commit.parent); } catch {}
     }
     return false;
   }
@@ -337,12 +350,12 @@ export class Source {
   }
 
   private async has(oid: string): Promise<boolean> {
-    try { await git.readCommit({ fs, gitdir: this.o.gitdir, oid }); return true; } catch { return false; }
+    try { await git.readCommit({ fs, gitdir: this.o.gitdir, oid , cache: this.cache }); return true; } catch { return false; }
   }
 
   private async readText(commit: string, filepath: string): Promise<string | null> {
     try {
-      const { blob } = await git.readBlob({ fs, gitdir: this.o.gitdir, oid: commit, filepath });
+      const { blob } = await git.readBlob({ fs, gitdir: this.o.gitdir, oid: commit, filepath, cache: this.cache });
       return new TextDecoder().decode(blob);
     } catch (e) {
       if ((e as { code?: string }).code === "NotFoundError") return null;
