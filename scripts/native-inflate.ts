@@ -2,7 +2,7 @@
 // JavaScript: isomorphic-git hard-codes `supportsDecompressionStream = false`), which is most of
 // the CPU of a first release and, with pako's 64 KB output chunk per object, much of its peak
 // RSS. The patch points both sites at agent/source/inflate.ts (node:zlib), and the indexer's SHA-1
-// and CRC-32 of every object there too (node:crypto, zlib: crypto.subtle costs an asynchronous
+// and CRC-32 of every object there too (Bun's hasher and crc32: crypto.subtle costs an asynchronous
 // round trip per object, crc-32 is JavaScript); shasum's other callers get node:crypto. Every pattern must be
 // found exactly once: after an upgrade of isomorphic-git that moved one, the build fails and says
 // which, rather than shipping the slow path silently.

@@ -109,7 +109,7 @@ function trimIdle(m: TrimMemory, idle: boolean, log: ReturnType<typeof createLog
   const mb = (kb: number) => Math.round(kb / 102.4) / 10;
   if (r.skipped) log.debug("start-up pages not given back", { reason: r.skipped });
   else log.info("idle: gave back the binary's start-up pages", { rssBeforeMB: mb(r.rssBeforeKB), rssAfterMB: mb(r.rssAfterKB), durationMs: Math.round((performance.now() - started) * 10) / 10 });
-  return r.skipped?.includes("MADV_PAGEOUT") ? { ...t.memory, trimmedAt: Infinity } : t.memory;
+  return r.unsupported ? { ...t.memory, trimmedAt: Infinity } : t.memory;   // never due again
 }
 
 /** A repository URL fit for logs: user and password (a token) removed. */

@@ -1,6 +1,6 @@
 // The front's counters for operators: Prometheus text for GET /v1/metrics, the per-route request
 // rate (requests/s over the last 10 s) for GET /v1/state, and the optional JSON access log.
-import { escapeHelp, formatValue, Registry } from "../metrics/registry.ts";
+import { Registry } from "../metrics/registry.ts";
 
 const RATE_WINDOW_S = 10;
 /** Upstream latency buckets (seconds): a proxy's answers are mostly well under 100 ms. */
@@ -12,9 +12,9 @@ const DRAIN_BUCKETS = [0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 export class FrontMetrics {
   readonly registry = new Registry();
   readonly requests = this.registry.counter("agent_front_requests_total", "Requests answered by the front, by public port and status code", ["port", "code"]);
-  /** Observed once per request: counted in place (the registry's histogram builds a label key per observation), rendered after the registry. */
-  readonly upstreamSeconds = new Buckets("agent_front_upstream_seconds", "Time from sending a request to an instance to its response headers", LATENCY_BUCKETS);
-  readonly ownSeconds = new Buckets("agent_front_own_seconds",
+  /** Both observed once per request, without labels: the registry counts those without building a key. */
+  readonly upstreamSeconds = this.registry.histogram("agent_front_upstream_seconds", "Time from sending a request to an instance to its response headers", LATENCY_BUCKETS);
+  readonly ownSeconds = this.registry.histogram("agent_front_own_seconds",
     "The front's own time per request on the socket data path: from its head read to its head written to the instance, plus from the response head read to its last byte written to the client", OWN_BUCKETS);
   readonly connections = this.registry.gauge("agent_front_connections", "Client requests and WebSockets open on the front's public ports");
   readonly drains = this.registry.counter("agent_front_drains_total", "Upstream drains that ended, by reason (idle or deadline)", ["reason"]);
@@ -38,7 +38,7 @@ export class FrontMetrics {
       this.requests.inc({ port, code }, n);
     }
     this.answered.clear();
-    return this.registry.render() + [...this.upstreamSeconds.render(), ...this.ownSeconds.render(), ""].join("\n");
+    return this.registry.render();
   }
 
   /** Counts one request on `port` at `now` (ms) for the rate. */
@@ -76,27 +76,4 @@ export interface AccessEntry {
  */
 export function writeAccess(e: AccessEntry): void {
   console.log(JSON.stringify(e));
-}
-
-/** A histogram without labels, for a per-request observation (no allocation); Prometheus text like the registry's. */
-export class Buckets {
-  private readonly counts: number[];
-  private sum = 0;
-  private count = 0;
-  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) { this.counts = buckets.map(() => 0); }
-
-  observe(v: number): void {
-    const b = this.buckets;
-    for (let i = b.length - 1; i >= 0 && v <= b[i]!; i--) this.counts[i]!++;
-    this.sum += v;
-    this.count++;
-  }
-
-  render(): string[] {
-    const out = [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} histogram`];
-    if (this.count === 0) return out;
-    this.buckets.forEach((b, i) => out.push(`${this.name}_bucket{le="${formatValue(b)}"} ${this.counts[i]}`));
-    out.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${formatValue(this.sum)}`, `${this.name}_count ${this.count}`);
-    return out;
-  }
 }

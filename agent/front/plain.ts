@@ -5,37 +5,12 @@
 // RSS (docs/benchmarks.md#front).
 import type { Socket, UnixSocketListener } from "bun";
 import { headEnd, MAX_HEAD, parseRequestHead } from "./http1.ts";
+import { httpStatus } from "../host/http-status.ts";
 
 /** GET `path` on 127.0.0.1:`port`: true when the status line says 2xx within `timeoutMs` (no redirect is followed). */
-export function probe(port: number, path: string, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    let done = false;
-    let line = "";
-    let sock: Socket<undefined> | null = null;
-    const finish = (ok: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock?.end();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    Bun.connect({
-      hostname: "127.0.0.1", port,
-      socket: {
-        open(s) { s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`); },
-        data(_s, d) {
-          line += d.toString("latin1");
-          if (line.indexOf("\r\n") < 0 && line.length < 1024) return;
-          const m = /^HTTP\/1\.[01] (\d{3}) /.exec(line);
-          finish(m !== null && m[1]! >= "200" && m[1]! < "300");
-        },
-        close() { finish(false); },
-        error() { finish(false); },
-        connectError() { finish(false); },
-      },
-    }).then((s) => { sock = s; if (done) s.end(); }, () => finish(false));
-  });
+export async function probe(port: number, path: string, timeoutMs: number): Promise<boolean> {
+  const r = await httpStatus(port, path, timeoutMs);
+  return "status" in r && r.status >= 200 && r.status < 300;
 }
 
 /** An answer of the control socket. */

@@ -51,6 +51,8 @@ export interface TrimResult {
   rssAfterKB: number;
   /** Why nothing was given back, when nothing was. */
   skipped: string | null;
+  /** The kernel has no MADV_PAGEOUT: asking again would change nothing. */
+  unsupported: boolean;
 }
 
 const rssKB = () => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0);
@@ -58,7 +60,8 @@ const rssKB = () => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync("/proc/self/stat
 /** Give back this process's clean pages of its own executable. Never throws. */
 export function pageOutExecutable(): TrimResult {
   const before = rssKB();
-  const result = (advisedBytes: number, skipped: string | null): TrimResult => ({ advisedBytes, rssBeforeKB: before, rssAfterKB: rssKB(), skipped });
+  const result = (advisedBytes: number, skipped: string | null, unsupported = false): TrimResult =>
+    ({ advisedBytes, rssBeforeKB: before, rssAfterKB: rssKB(), skipped, unsupported });
   try {
     const exe = realpathSync("/proc/self/exe");
     const maps = readOnlyMappingsOf(readFileSync("/proc/self/maps", "utf8"), exe);
@@ -68,7 +71,7 @@ export function pageOutExecutable(): TrimResult {
     for (const m of maps) {
       if (c.madvise(m.start, m.end - m.start, MADV_PAGEOUT) === 0) { advised += m.end - m.start; continue; }
       const errno = c.errno();
-      return result(advised, errno === EINVAL ? "the kernel has no MADV_PAGEOUT (Linux 5.4+)" : `madvise failed with errno ${errno}`);
+      return errno === EINVAL ? result(advised, "the kernel has no MADV_PAGEOUT (Linux 5.4+)", true) : result(advised, `madvise failed with errno ${errno}`);
     }
     return result(advised, null);
   } catch (e) {

@@ -91,8 +91,12 @@ export class Gauge extends Metric {
 
 export const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
+interface HistSeries { labels: Labels; counts: number[]; sum: number; count: number }
+
 export class Histogram extends Metric {
-  private hist = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  private hist = new Map<string, HistSeries>();
+  /** The one series of a histogram without labels: observed per request (the front), so found without building a key. */
+  private unlabelled: HistSeries | null = null;
   readonly buckets: number[];
   constructor(name: string, help: string, buckets: number[] = DEFAULT_BUCKETS, labelNames: readonly string[] = []) {
     super(name, help, labelNames, "histogram");
@@ -100,17 +104,24 @@ export class Histogram extends Metric {
     this.buckets = [...buckets].sort((a, b) => a - b);
   }
 
-  observe(value: number, labels: Labels = {}): void {
-    const [k, l] = this.key(labels);
-    const h = this.hist.get(k) ?? { labels: l, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-    this.buckets.forEach((b, i) => { if (value <= b) h.counts[i]!++; });
+  observe(value: number, labels?: Labels): void {
+    const h = !labels && this.labelNames.length === 0 ? (this.unlabelled ??= this.seriesFor({})) : this.seriesFor(labels ?? {});
+    const b = this.buckets;
+    for (let i = b.length - 1; i >= 0 && value <= b[i]!; i--) h.counts[i]!++;   // sorted: the buckets from `value` up
     h.sum += value;
     h.count++;
-    this.hist.set(k, h);
+  }
+
+  private seriesFor(labels: Labels): HistSeries {
+    const [k, l] = this.key(labels);
+    let h = this.hist.get(k);
+    if (!h) this.hist.set(k, h = { labels: l, counts: this.buckets.map(() => 0), sum: 0, count: 0 });
+    return h;
   }
 
   override reset(): void {
     this.hist.clear();
+    this.unlabelled = null;
   }
 
   override render(): string[] {

@@ -6,7 +6,7 @@
 // read here (read() answers null and the caller asks isomorphic-git).
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { inflate } from "./inflate.ts";
+import { hashObject, inflate } from "./inflate.ts";
 
 export type ObjectType = "commit" | "tree" | "blob" | "tag";
 export interface PackedObject { type: ObjectType; content: Buffer }
@@ -50,7 +50,7 @@ export class PackReader {
     if (!found) return null;
     const o = this.readAt(found.pack, found.offset);
     if (!o) return null;
-    const id = new Bun.CryptoHasher("sha1").update(`${o.type} ${o.content.length}\0`).update(o.content).digest("hex");
+    const id = hashObject(o.type, o.content);
     if (id !== oid) throw new Error(`object ${oid} in ${found.pack.name} hashes to ${id}: the pack is corrupt`);
     return o;
   }

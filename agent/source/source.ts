@@ -140,7 +140,7 @@ export class Source {
           this.fetchObjects({ fs, http: this.fetchHttp, gitdir: this.o.gitdir, remote: "origin", ref: commit, depth: 1, singleBranch: true, tags: false, onAuth: this.onAuth(), onProgress: collectGarbage() }));
       }
       try {
-        const c = await git.readCommit({ fs, gitdir: this.o.gitdir, oid: commit , cache: this.cache });
+        const c = await git.readCommit({ fs, gitdir: this.o.gitdir, oid: commit, cache: this.cache });
         return { subject: c.commit.message.split("\n")[0] ?? "" };
       } catch {
         throw AgentError.terminal("CommitNotFound",
@@ -337,7 +337,7 @@ export class Source {
       if (c === ancestor) return true;
       if (seen.has(c)) continue;
       seen.add(c);
-      try { queue.push(...(await git.readCommit({ fs, gitdir: this.o.gitdir, oid: c , cache: this.cache })).commit.parent); } catch {}
+      try { queue.push(...(await git.readCommit({ fs, gitdir: this.o.gitdir, oid: c, cache: this.cache })).commit.parent); } catch {}
     }
     return false;
   }
@@ -350,7 +350,7 @@ export class Source {
   }
 
   private async has(oid: string): Promise<boolean> {
-    try { await git.readCommit({ fs, gitdir: this.o.gitdir, oid , cache: this.cache }); return true; } catch { return false; }
+    try { await git.readCommit({ fs, gitdir: this.o.gitdir, oid, cache: this.cache }); return true; } catch { return false; }
   }
 
   private async readText(commit: string, filepath: string): Promise<string | null> {

@@ -4,6 +4,7 @@ import type { Health } from "../manifest/schema.ts";
 import { splitArgs } from "../core/argv.ts";
 import { exec } from "../host/exec.ts";
 import { errorMessage } from "../core/errors.ts";
+import { httpStatus, socketError } from "../host/http-status.ts";
 
 export interface ProbeTarget {
   port?: number;           // the instance's port, for an HTTP check without its own port
@@ -30,46 +31,13 @@ export async function probe(h: Health, t: ProbeTarget): Promise<ProbeResult> {
   }
 }
 
-/**
- * GET over one plain socket, `Connection: close`, read up to the status line, then close: no
- * fetch() Request/Response/Headers, no AbortSignal, no pool. It is the hot path of a node with
- * many checked processes (50 checks a second cost about half as much CPU as fetch()).
- */
-function probeHttp(port: number | undefined, path: string, timeoutMs: number): Promise<ProbeResult> {
-  if (!port) return Promise.resolve(failWith(`http check ${path} has no port: give the process http.port or health.port`));
+/** The HTTP check: 2xx and 3xx pass (a redirect is not followed); the message names the URL. */
+async function probeHttp(port: number | undefined, path: string, timeoutMs: number): Promise<ProbeResult> {
+  if (!port) return failWith(`http check ${path} has no port: give the process http.port or health.port`);
   const url = `http://127.0.0.1:${port}${path}`;
-  return new Promise((resolve) => {
-    let settled = false, head = "", sock: { end(): void } | null = null;
-    const done = (r: ProbeResult) => {
-      if (settled) return;
-      settled = true; clearTimeout(timer); sock?.end(); resolve(r);
-    };
-    const timer = setTimeout(() => done(failWith(`GET ${url}: no answer within ${timeoutMs}ms`)), timeoutMs);
-    Bun.connect({ hostname: "127.0.0.1", port, socket: {
-      open(s) {
-        sock = s;
-        if (settled) return void s.end();
-        s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUser-Agent: agent-health\r\nAccept: */*\r\nConnection: close\r\n\r\n`);
-      },
-      data(_s, chunk) {
-        head += chunk.toString("latin1");
-        const eol = head.indexOf("\r\n");
-        if (eol < 0 && head.length < 1024) return;
-        const status = Number(/^HTTP\/\d(?:\.\d)? (\d{3})/.exec(head)?.[1] ?? NaN);
-        if (Number.isNaN(status)) return done(failWith(`GET ${url}: not an HTTP answer`));
-        done(status >= 200 && status < 400 ? pass : failWith(`GET ${url} answered ${status}`));
-      },
-      close() { done(failWith(`GET ${url}: connection closed without an answer`)); },
-      error(_s, e) { done(failWith(`GET ${url}: ${socketError(e)}`)); },
-      connectError(_s, e) { done(failWith(`GET ${url}: ${socketError(e)}`)); },
-    } }).catch((e) => done(failWith(`GET ${url}: ${socketError(e)}`)));
-  });
-}
-
-/** "ECONNREFUSED: Failed to connect": Bun's socket messages alone do not say why. */
-function socketError(e: unknown): string {
-  const code = (e as { code?: unknown }).code, message = errorMessage(e);
-  return typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message;
+  const r = await httpStatus(port, path, timeoutMs);
+  if ("error" in r) return failWith(`GET ${url}: ${r.error}`);
+  return r.status >= 200 && r.status < 400 ? pass : failWith(`GET ${url} answered ${r.status}`);
 }
 
 function probeTcp(port: number, timeoutMs: number): Promise<ProbeResult> {
