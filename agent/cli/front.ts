@@ -2,10 +2,11 @@
 // binary and supervises it like a role's process; it outlives agent restarts so the public
 // sockets never close. It only forwards: the agent decides the table over the control socket.
 import { mkdirSync } from "node:fs";
-import { createLogger } from "../core/log.ts";
+import { createLogger, type Logger } from "../core/log.ts";
 import { UsageError } from "../core/errors.ts";
 import { frontSocket } from "../front/client.ts";
 import { Front } from "../front/server.ts";
+import { HELPER_NICE, HelperThreads } from "../front/threads.ts";
 import { parse, type Command } from "./command.ts";
 
 
@@ -33,6 +34,9 @@ Options:
                        upstream, ms, bytes); off by default
   -h, --help           show this help
 
+The runtime's compiler and allocator threads run at nice 19, so that a request never waits for
+them (AGENT_FRONT_NICE=off leaves them alone).
+
 Examples:
   agent front --state-dir /var/lib/agent
   curl --unix-socket /var/lib/agent/front.sock http://front/v1/state
@@ -55,13 +59,32 @@ export const front: Command = {
     const f = new Front({ socket: a.values.socket ?? frontSocket(dir), log, probeMs, accessLog: a.values["access-log"] === true });
     f.start();
     log.info("front: started", { socket: a.values.socket ?? frontSocket(dir), pid: process.pid });
+    const helpers = lowerHelpers(log);
     const why = await new Promise<string>((resolve) => {
       process.once("SIGTERM", () => resolve("signal"));
       process.once("SIGINT", () => resolve("signal"));
       void f.retired.then(() => resolve("retired"));
     });
     log.info(why === "retired" ? "front: retired after a handover" : "front: stopping; requests in flight finish");
+    if (helpers) clearInterval(helpers);
     await f.stop(false);
     return 0;
   },
 };
+
+/** Every second, the runtime's new helper threads go to nice 19 (front/threads.ts); the first time is logged. */
+function lowerHelpers(log: Logger): ReturnType<typeof setInterval> | null {
+  if (process.env.AGENT_FRONT_NICE === "off") return null;
+  const helpers = new HelperThreads();
+  let told = false;
+  const run = () => {
+    const r = helpers.lower();
+    if (r.lowered.length && !told) {
+      told = true;
+      log.info(`front: the runtime's helper threads run at nice ${HELPER_NICE}; requests go first`, { threads: r.lowered.map((t) => t.name).join(", ") });
+    }
+    for (const { task, errno } of r.failed) log.warn(`front: could not lower thread ${task.name} (${task.tid}) to nice ${HELPER_NICE}`, { errno });
+  };
+  run();
+  return setInterval(run, 1000);
+}

@@ -162,8 +162,16 @@ export class Front {
   /** Closes the control socket and the listeners; in-flight requests finish unless `force`. */
   async stop(force = false): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    for (const { server } of this.listeners.values()) await server.stop(force);
+    const servers = [...this.listeners.values()].map((l) => l.server);
     this.listeners.clear();
+    for (const srv of servers) void srv.stop(force);
+    if (!force) {
+      // requests in flight finish (at most the longest drain); then the kept-alive connections
+      // that sit idle are cut, or the process would wait for its clients to close them
+      const limit = this.now() + Math.max(DEFAULTS.drainMs, ...this.desired.map((r) => r.drainMs));
+      while (servers.some((srv) => srv.pendingRequests > 0) && this.now() < limit) await Bun.sleep(20);
+      for (const srv of servers) void srv.stop(true);
+    }
     this.closeControl();   // after a handover the path is the new front's socket (renamed over ours): left alone
     closePool();
   }

@@ -88,10 +88,13 @@ export class SocketListener {
 
   /**
    * Stops accepting; idle connections close now, the others after their current answer (with
-   * `Connection: close`). `force` cuts them all.
+   * `Connection: close`). `force` cuts them all, also after a stop without it.
    */
   stop(force = false): void {
-    if (this.stopped) return;
+    if (this.stopped) {
+      if (force) for (const c of this.conns) c.sock.terminate();
+      return;
+    }
     this.stopped = true;
     this.listener.stop(false);
     clearInterval(this.timer);

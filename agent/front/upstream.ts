@@ -47,7 +47,11 @@ export function endSoon(s: Socket<Out>): void {
   if (s.data.out.length > 0) s.data.endAfter = true; else s.end();
 }
 
-/** Keep-alive connections to the instances, per loopback port. */
+/**
+ * Keep-alive connections to the instances, per loopback port. An idle one that goes is closed
+ * outright, not half-closed: an instance may hold a half-closed connection until its own idle
+ * timeout (Bun.serve: 10 s, measured), and with it the stopping front's process.
+ */
 class Pool {
   private readonly idle = new Map<number, UpSocket[]>();
 
@@ -65,7 +69,7 @@ class Pool {
     s.data.idleSince = now;
     let list = this.idle.get(s.data.port);
     if (!list) { list = []; this.idle.set(s.data.port, list); }
-    if (list.length >= POOL_MAX) { s.end(); return; }
+    if (list.length >= POOL_MAX) { s.data.dead = true; s.terminate(); return; }
     list.push(s);
   }
 
@@ -78,14 +82,15 @@ class Pool {
 
   sweep(now: number): void {
     for (const [port, list] of this.idle) {
-      for (const s of list.filter((x) => now - x.data.idleSince > POOL_IDLE_MS)) { this.drop(s); s.end(); }
+      for (const s of list.filter((x) => now - x.data.idleSince > POOL_IDLE_MS)) { this.drop(s); s.terminate(); }
       if (list.length === 0) this.idle.delete(port);
     }
   }
 
   close(): void {
-    for (const list of this.idle.values()) for (const s of list) { s.data.dead = true; s.end(); }
+    const all = [...this.idle.values()].flat();   // a closed socket's handler takes it off its list (drop)
     this.idle.clear();
+    for (const s of all) { s.data.dead = true; s.terminate(); }
   }
 }
 

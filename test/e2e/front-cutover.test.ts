@@ -76,7 +76,7 @@ processes:
     await k.repo.commit({ "roles/web.yaml": `processes:\n  web:\n    run: ${BUN} app.ts\n    http: { port: ${port}, listen: 127.0.0.1, health: /up, drain: 2s }\n    health: { http: /up, interval: 200ms, timeout: 1s, deadline: 5s }\n    stop: { timeout: 3s }\n` }, "web behind the front");
     await k.release({ VERSION: "v2\n" }, "v2");
     const r = await k.agent(["once"]);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("stopping it before the front binds the port");
     const st = state(k);
     expect(st.front.pid).toBeGreaterThan(0);

@@ -1,0 +1,62 @@
+// The front's helper threads yield to its request loop. The front is one JavaScript thread that
+// answers every request, plus threads of the runtime that do deferred work: the JIT compiler
+// (JITWorker), start-up compilation (JSCWarmUp) and the allocator's page purge (mi-scavenger). On
+// a busy core (the front limited to one, or sharing it with the application), the kernel lets a
+// thread that is running finish its slice (about 3 ms) before the woken request loop runs, so a
+// request that arrives while the compiler runs waits for it: the benchmark's p99 through the
+// front went from ~0.6 to ~1.4 ms added (docs/benchmarks.md#front). At nice 19 those threads still
+// run whenever the core has room, but a woken request loop takes the core from them. The garbage
+// collector's threads keep their priority: the request loop waits for them during a collection.
+import { readdirSync, readFileSync } from "node:fs";
+import { loadLibc } from "../host/libc.ts";
+
+/** Thread names (their start, as /proc shows them) whose work no request waits on. */
+export const HELPER_THREADS = ["JITWorker", "JSCWarmUp", "mi-scavenger"] as const;
+/** The nice value they get: the lowest priority of the normal policy. */
+export const HELPER_NICE = 19;
+const PRIO_PROCESS = 0;
+
+export interface Task { tid: number; name: string }
+
+/** The helper threads of `tasks` not yet lowered; never the request loop's thread (`mainTid`). Pure. */
+export function helpersToLower(tasks: readonly Task[], mainTid: number, lowered: ReadonlySet<number>): Task[] {
+  return tasks.filter((t) => t.tid !== mainTid && !lowered.has(t.tid) && HELPER_THREADS.some((n) => t.name.startsWith(n)));
+}
+
+/** This process's threads from /proc/self/task (empty where there is no /proc). */
+function ownTasks(): Task[] {
+  let tids: string[];
+  try { tids = readdirSync("/proc/self/task"); } catch { return []; }
+  const out: Task[] = [];
+  for (const t of tids) {
+    try { out.push({ tid: Number(t), name: readFileSync(`/proc/self/task/${t}/comm`, "utf8").trim() }); } catch { /* it exited */ }
+  }
+  return out;
+}
+
+/**
+ * Lowers the helper threads that exist now and remembers them (the runtime starts compiler
+ * threads as it needs them, so this runs again from the front's timer). Returns the threads it
+ * lowered this time and the errors (a failed call is not retried). Never throws.
+ */
+export class HelperThreads {
+  private readonly lowered = new Set<number>();
+  constructor(private readonly mainTid = process.pid) {}
+
+  lower(): { lowered: Task[]; failed: { task: Task; errno: number }[] } {
+    const tasks = ownTasks();
+    const live = new Set(tasks.map((t) => t.tid));
+    for (const tid of this.lowered) if (!live.has(tid)) this.lowered.delete(tid);
+    const todo = helpersToLower(tasks, this.mainTid, this.lowered);
+    const out = { lowered: [] as Task[], failed: [] as { task: Task; errno: number }[] };
+    if (!todo.length) return out;
+    let libc;
+    try { libc = loadLibc(); } catch { return out; }
+    for (const t of todo) {
+      this.lowered.add(t.tid);
+      if (libc.setpriority(PRIO_PROCESS, t.tid, HELPER_NICE) === 0) out.lowered.push(t);
+      else out.failed.push({ task: t, errno: libc.errno() });
+    }
+    return out;
+  }
+}
