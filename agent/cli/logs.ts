@@ -37,13 +37,16 @@ function readRange(path: string, from: number, to: number): Buffer {
 
 const sizeOf = (path: string) => { try { return statSync(path).size; } catch { return 0; } };
 
-/** The last n lines of the log, reaching into .1 when the live file has too few. */
-export function tailLines(path: string, n: number): string {
+/**
+ * The last n lines of the log up to byte `end` (its size by default), reaching into .1 when the
+ * live file has too few.
+ */
+export function tailLines(path: string, n: number, end = sizeOf(path)): string {
   if (n <= 0) return "";
   const WINDOW = 4 << 20;
-  const take = (p: string) => { const size = sizeOf(p); return readRange(p, Math.max(0, size - WINDOW), size).toString("utf8"); };
-  let text = take(path);
-  if (text.split("\n").length - 1 < n) text = take(`${path}.1`) + text;
+  const take = (p: string, size: number) => readRange(p, Math.max(0, size - WINDOW), size).toString("utf8");
+  let text = take(path, end);
+  if (text.split("\n").length - 1 < n) text = take(`${path}.1`, sizeOf(`${path}.1`)) + text;
   const lines = text.split("\n");
   if (lines[lines.length - 1] === "") lines.pop();
   return lines.slice(-n).map((l) => l + "\n").join("");
@@ -75,9 +78,11 @@ export const logs: Command = {
         ? `known processes: ${known.join(", ")}` : "no process has written a log yet (is the agent running here?)"}.\n`);
       return EXIT.failed;
     }
-    process.stdout.write(tailLines(file, n));
+    // One size for both: what is appended after the tail was read is followed, not skipped.
+    const end = sizeOf(file);
+    process.stdout.write(tailLines(file, n, end));
     if (!a.values.follow) return EXIT.ok;
-    await follow(file);
+    await follow(file, end);
     return EXIT.ok;
   },
 };
@@ -86,8 +91,8 @@ export const logs: Command = {
  * Print what is appended to `file` until SIGINT/SIGTERM. The supervisor rotates by copy-truncate:
  * when the file shrinks, the rest of what we had not read yet is in .1, and the file starts anew.
  */
-async function follow(file: string, everyMs = 200): Promise<void> {
-  let pos = sizeOf(file);
+async function follow(file: string, from: number, everyMs = 200): Promise<void> {
+  let pos = from;
   let stop = false;
   const quit = () => { stop = true; };
   process.once("SIGINT", quit); process.once("SIGTERM", quit);
