@@ -6,9 +6,12 @@
 // front's idle RSS. Installs nginx and wrk with apt-get when they are missing (root, Debian).
 // The added latency is measured at a fixed rate (open loop, scripts/fixed-rate.ts, default 1,000
 // requests/s over 16 connections), since p99 at full throughput mostly measures queueing.
-//   bun scripts/bench-front.ts [--duration 10s] [--connections 32] [--latency-connections 8] [--rate 1000] [--env K=V]
-//   (--env: for the front, e.g. BUN_OPTIONS=--smol)
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+//   bun scripts/bench-front.ts [--duration 10s] [--connections 32] [--latency-connections 8] [--rate 1000]
+//                              [--rounds 5] [--paced-only] [--env K=V] [--ab-env K=V]
+//   (--env: for the front, e.g. AGENT_FRONT_NICE=off; --paced-only: only the added-latency rounds;
+//   --ab-env: a second front with these variables on the same core, a fourth path in each paced
+//   round, so that a setting is compared with the default in the same rounds)
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg as osLoad, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -16,8 +19,15 @@ import { AGENT, BUN, footprint, median, ms, rssMB } from "./bench-node.ts";
 
 const { values: o } = parseArgs({ options: { duration: { type: "string", default: "10s" }, connections: { type: "string", default: "32" },
   "latency-connections": { type: "string", default: "8" }, rate: { type: "string", default: "1000" },
-  env: { type: "string", multiple: true, default: [] }, rounds: { type: "string", default: "5" }, "paced-only": { type: "boolean", default: false } } });
-const frontEnv = Object.fromEntries(o.env!.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  env: { type: "string", multiple: true, default: [] }, "ab-env": { type: "string", multiple: true, default: [] }, rounds: { type: "string", default: "5" }, "paced-only": { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false } } });
+if (o.help) {
+  const text = await Bun.file(import.meta.path).text();
+  console.log(text.split("\n").filter((l) => l.startsWith("//")).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  process.exit(0);
+}
+const envOf = (kvs: string[]) => Object.fromEntries(kvs.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+const frontEnv = envOf(o.env!), abEnv = o["ab-env"]!.length ? envOf(o["ab-env"]!) : null;
 const DURATION = ms(o.duration!), CONNS = Number(o.connections), LAT_CONNS = Number(o["latency-connections"]), RATE = Number(o.rate);
 /** Paced wrk runs: connections, and rounds of direct / nginx / front interleaved. */
 const PACED_CONNS = 10, ROUNDS = Number(o.rounds);
@@ -34,6 +44,8 @@ const OTHER_CORES = TASKSET && navigator.hardwareConcurrency > 1 ? [TASKSET, "-c
 const FRONT = existsSync(AGENT) ? [AGENT] : [BUN, join(import.meta.dir, "../agent/main.ts")];
 const dir = mkdtempSync(join(tmpdir(), "bench-front-"));
 const SOCK = join(dir, "front.sock");
+/** The second front of --ab-env: its own state dir and control socket. */
+const dirB = join(dir, "b"), SOCK_B = join(dirB, "front.sock");
 const loadavg = () => osLoad().map((x) => x.toFixed(2)).join(" ");
 const procs: { kill(sig?: string | number): void; exited: Promise<number> }[] = [];
 
@@ -55,14 +67,14 @@ async function upstream(name: string, cores = OTHER_CORES): Promise<number> {
   throw new Error(`upstream ${name} did not start`);
 }
 
-async function put(port: number, upstreams: { id: string; port: number }[], drainMs = 2000, more: { port: number; upstreams: { id: string; port: number }[] }[] = []) {
+async function put(port: number, upstreams: { id: string; port: number }[], drainMs = 2000, more: { port: number; upstreams: { id: string; port: number }[] }[] = [], sock = SOCK) {
   const routes = [{ port, upstreams }, ...more].map((r) => ({ ...r, listen: "127.0.0.1", health: "/up", drainMs }));
-  const r = await fetch("http://front/v1/table", { unix: SOCK, method: "PUT", body: JSON.stringify({ routes }) } as RequestInit);
+  const r = await fetch("http://front/v1/table", { unix: sock, method: "PUT", body: JSON.stringify({ routes }) } as RequestInit);
   if (!r.ok) throw new Error(`PUT /v1/table: ${r.status} ${await r.text()}`);
 }
 
-async function state(): Promise<any> {
-  return (await fetch("http://front/v1/state", { unix: SOCK } as RequestInit)).json();
+async function state(sock = SOCK): Promise<any> {
+  return (await fetch("http://front/v1/state", { unix: sock } as RequestInit)).json();
 }
 
 /** A histogram of the front's GET /v1/metrics: cumulative counts by upper bound (seconds). */
@@ -149,12 +161,16 @@ async function paced(url: string, durationMs: number): Promise<Paced> {
   return { requests: n[0]!, rps: n[0]! / (n[1]! / 1e6), errors: n[2]!, p50: us(n[3]!), p90: us(n[4]!), p99: us(n[5]!), p999: us(n[6]!), max: us(n[7]!), mean: us(n[8]!) };
 }
 
-/** ROUNDS interleaved paced runs of direct / nginx / front, printed as one table with the front's own time. */
-async function pacedSet(layout: string, directUrl: string, nginxUrl: string | null, frontUrl: string): Promise<void> {
-  const pacedRuns: Record<string, Paced[]> = { direct: [], nginx: [], front: [] };
+/** ROUNDS interleaved paced runs of direct / nginx / front (/ front B), printed as one table with the front's own time. */
+async function pacedSet(layout: string, directUrl: string, nginxUrl: string | null, frontUrl: string, frontBUrl: string | null): Promise<void> {
+  const nameB = abEnv ? `front ${Object.entries(abEnv).map(([k, v]) => `${k}=${v}`).join(" ")}` : "";
+  const pacedRuns: Record<string, Paced[]> = { direct: [], nginx: [], front: [], ...(frontBUrl ? { [nameB]: [] } : {}) };
   const own0 = await hist("agent_front_own_seconds"), up0 = await hist("agent_front_upstream_seconds");
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, u] of [["direct", directUrl], ["nginx", nginxUrl], ["front", frontUrl]] as const) if (u) pacedRuns[name]!.push(await paced(u, DURATION / 2));
+    // the two fronts take turns going first, so that neither always follows the same path
+    const fronts: [string, string | null][] = [["front", frontUrl], [nameB, frontBUrl]];
+    if (round % 2) fronts.reverse();
+    for (const [name, u] of [["direct", directUrl], ["nginx", nginxUrl], ...fronts] as const) if (u) pacedRuns[name]!.push(await paced(u, DURATION / 2));
   }
   const med = (xs: Paced[], k: keyof Paced) => median(xs.map((x) => x[k]));
   const g = (x: number) => x.toFixed(3);
@@ -169,6 +185,10 @@ async function pacedSet(layout: string, directUrl: string, nginxUrl: string | nu
   const fr = pacedRuns.front!, ng = pacedRuns.nginx!;
   console.log(`paced, ${layout.split(" (")[0]}: front added p99 ${g(med(fr, "p99") - d99)} ms (goal <= 1 ms)${ng.length ? `, nginx added ${g(med(ng, "p99") - d99)} ms` : ""}; ` +
     `per round, front p99 - direct p99: ${fr.map((x, i) => g(x.p99 - pacedRuns.direct![i]!.p99)).join(" ")}${ng.length ? `; nginx p99 - direct p99: ${ng.map((x, i) => g(x.p99 - pacedRuns.direct![i]!.p99)).join(" ")}` : ""}`);
+  if (frontBUrl) {
+    const b = pacedRuns[nameB]!;
+    console.log(`paced, ${layout.split(" (")[0]}: ${nameB} added p99 ${g(med(b, "p99") - d99)} ms; front p99 - ${nameB} p99 per round: ${fr.map((x, i) => g(x.p99 - b[i]!.p99)).join(" ")} (negative: the default is quicker)`);
+  }
   const own1 = await hist("agent_front_own_seconds"), up1 = await hist("agent_front_upstream_seconds");
   console.log(`in those front runs, the front's own time per request (agent_front_own_seconds, ${(own1.get(Infinity) ?? 0) - (own0.get(Infinity) ?? 0)} requests): ` +
     `p50 ${histQ(own0, own1, 0.5)}, p99 ${histQ(own0, own1, 0.99)}, p99.9 ${histQ(own0, own1, 0.999)}; ` +
@@ -184,6 +204,11 @@ try {
   const c = await upstream("c", PROXY_CORE);
   const fp = Bun.spawn([...PROXY_CORE, ...FRONT, "front", "--state-dir", dir, "--probe", "200"], { stdout: "ignore", stderr: "ignore", env: { ...process.env, ...frontEnv } });
   procs.push(fp);
+  if (abEnv) {
+    mkdirSync(dirB, { mode: 0o700 });
+    procs.push(Bun.spawn([...PROXY_CORE, ...FRONT, "front", "--state-dir", dirB, "--probe", "200"], { stdout: "ignore", stderr: "ignore", env: { ...process.env, ...frontEnv, ...abEnv } }));
+    for (let i = 0; i < 500 && !(await state(SOCK_B).then(() => true, () => false)); i++) await Bun.sleep(10);
+  }
   for (let i = 0; i < 500 && !(await state().then(() => true, () => false)); i++) await Bun.sleep(10);
   const emptyRss = (await footprint(fp.pid, 3000, 3)).rss;
   const port = await freePort();
@@ -191,7 +216,7 @@ try {
   for (let i = 0; i < 500 && !(await state()).routes[0]?.rotation.length; i++) await Bun.sleep(10);
   const idleRss = (await footprint(fp.pid, 3000, 3)).rss;
 
-  console.log(`front env: ${JSON.stringify(frontEnv)}`);
+  console.log(`front env: ${JSON.stringify(frontEnv)}${abEnv ? `; second front (paced rounds only): ${JSON.stringify({ ...frontEnv, ...abEnv })}` : ""}`);
   console.log(`load: ${WRK ? `wrk -t1 -c${CONNS}` : `a Bun keep-alive loop, ${CONNS} concurrent`}, ${DURATION / 1000} s each; upstream: Bun.serve "hello" in its own process`);
   const ngPort = await freePort(), ngPort2 = await freePort();
   let nginxUrl: string | null = null;
@@ -222,11 +247,18 @@ http { access_log off;
   const port2 = await freePort();
   await put(port, [{ id: "a", port: a }], 2000, [{ port: port2, upstreams: [{ id: "c", port: c }] }]);
   for (let i = 0; i < 500 && (await state()).routes.some((r: any) => !r.rotation.length); i++) await Bun.sleep(10);
+  let bUrls: [string, string] | null = null;
+  if (abEnv) {
+    const [pb1, pb2] = [await freePort(), await freePort()];
+    await put(pb1, [{ id: "a", port: a }], 2000, [{ port: pb2, upstreams: [{ id: "c", port: c }] }], SOCK_B);
+    for (let i = 0; i < 500 && (await state(SOCK_B)).routes.some((r: any) => !r.rotation.length); i++) await Bun.sleep(10);
+    bUrls = [`http://127.0.0.1:${pb1}/`, `http://127.0.0.1:${pb2}/`];
+  }
   if (WRK) {
-    for (const [layout, d, n, fr] of [
-      ["proxy apart (proxy on core 0; app and wrk on core 1)", directUrl, nginxUrl, frontUrl],
-      ["app beside the proxy (proxy and app on core 0; wrk on core 1)", `http://127.0.0.1:${c}/`, nginxUrl && `http://127.0.0.1:${ngPort2}/`, `http://127.0.0.1:${port2}/`],
-    ] as const) await pacedSet(layout, d, n, fr);
+    for (const [layout, d, n, fr, fb] of [
+      ["proxy apart (proxy on core 0; app and wrk on core 1)", directUrl, nginxUrl, frontUrl, bUrls?.[0] ?? null],
+      ["app beside the proxy (proxy and app on core 0; wrk on core 1)", `http://127.0.0.1:${c}/`, nginxUrl && `http://127.0.0.1:${ngPort2}/`, `http://127.0.0.1:${port2}/`, bUrls?.[1] ?? null],
+    ] as const) await pacedSet(layout, d, n, fr, fb);
   }
   await put(port, [{ id: "a", port: a }]);
   if (o["paced-only"]) throw new PacedOnly();

@@ -83,7 +83,7 @@ function lowerHelpers(log: Logger): ReturnType<typeof setInterval> | null {
       told = true;
       log.info(`front: the runtime's helper threads run at nice ${HELPER_NICE}; requests go first`, { threads: r.lowered.map((t) => t.name).join(", ") });
     }
-    for (const { task, errno } of r.failed) log.warn(`front: could not lower thread ${task.name} (${task.tid}) to nice ${HELPER_NICE}`, { errno });
+    for (const { task, error } of r.failed) log.warn(`front: could not lower thread ${task.name} (${task.tid}) to nice ${HELPER_NICE}`, { error });
   };
   run();
   return setInterval(run, 1000);

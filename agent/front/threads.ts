@@ -7,14 +7,15 @@
 // front went from ~0.6 to ~1.4 ms added (docs/benchmarks.md#front). At nice 19 those threads still
 // run whenever the core has room, but a woken request loop takes the core from them. The garbage
 // collector's threads keep their priority: the request loop waits for them during a collection.
+// `os.setPriority` with a thread id sets that one thread's nice value on Linux (setpriority(2) with
+// PRIO_PROCESS); through bun:ffi instead, the front's idle RSS was about 1 MB larger.
 import { readdirSync, readFileSync } from "node:fs";
-import { loadLibc } from "../host/libc.ts";
+import { setPriority } from "node:os";
 
 /** Thread names (their start, as /proc shows them) whose work no request waits on. */
 export const HELPER_THREADS = ["JITWorker", "JSCWarmUp", "mi-scavenger"] as const;
 /** The nice value they get: the lowest priority of the normal policy. */
 export const HELPER_NICE = 19;
-const PRIO_PROCESS = 0;
 
 export interface Task { tid: number; name: string }
 
@@ -37,25 +38,27 @@ function ownTasks(): Task[] {
 /**
  * Lowers the helper threads that exist now and remembers them (the runtime starts compiler
  * threads as it needs them, so this runs again from the front's timer). Returns the threads it
- * lowered this time and the errors (a failed call is not retried). Never throws.
+ * lowered this time and the errors, by code (a failed call is not retried). Never throws.
  */
 export class HelperThreads {
   private readonly lowered = new Set<number>();
   constructor(private readonly mainTid = process.pid) {}
 
-  lower(): { lowered: Task[]; failed: { task: Task; errno: number }[] } {
+  lower(): { lowered: Task[]; failed: { task: Task; error: string }[] } {
     const tasks = ownTasks();
     const live = new Set(tasks.map((t) => t.tid));
     for (const tid of this.lowered) if (!live.has(tid)) this.lowered.delete(tid);
     const todo = helpersToLower(tasks, this.mainTid, this.lowered);
-    const out = { lowered: [] as Task[], failed: [] as { task: Task; errno: number }[] };
-    if (!todo.length) return out;
-    let libc;
-    try { libc = loadLibc(); } catch { return out; }
+    const out = { lowered: [] as Task[], failed: [] as { task: Task; error: string }[] };
     for (const t of todo) {
       this.lowered.add(t.tid);
-      if (libc.setpriority(PRIO_PROCESS, t.tid, HELPER_NICE) === 0) out.lowered.push(t);
-      else out.failed.push({ task: t, errno: libc.errno() });
+      try {
+        setPriority(t.tid, HELPER_NICE);
+        out.lowered.push(t);
+      } catch (e) {
+        // a SystemError: its info.code is ESRCH when the thread exited, EACCES without the right
+        out.failed.push({ task: t, error: (e as { info?: { code?: string } }).info?.code ?? (e as Error).message });
+      }
     }
     return out;
   }

@@ -1,13 +1,10 @@
 // The few C library calls Bun has no API for (flock for the state lock, madvise to give back
-// start-up pages, setpriority for the front's helper threads), through bun:ffi, loaded once on
-// first use.
+// start-up pages), through bun:ffi, loaded once on first use.
 import { dlopen, FFIType, read } from "bun:ffi";
 
 export interface Libc {
   flock(fd: number, op: number): number;
   madvise(addr: number, length: number, advice: number): number;
-  /** setpriority(2): `which` 0 (PRIO_PROCESS) with a thread id sets that one thread's nice value on Linux. */
-  setpriority(which: number, who: number, prio: number): number;
   /** errno of the last failed call on this thread. */
   errno(): number;
 }
@@ -22,17 +19,15 @@ export function loadLibc(): Libc {
       const l = dlopen(name, {
         flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
         madvise: { args: [FFIType.u64, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
-        setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
         __errno_location: { args: [], returns: FFIType.ptr },
       });
       libc = {
         flock: (fd, op) => l.symbols.flock(fd, op),
         madvise: (addr, length, advice) => l.symbols.madvise(addr, length, advice),
-        setpriority: (which, who, prio) => l.symbols.setpriority(which, who, prio),
         errno: () => read.i32(l.symbols.__errno_location()!, 0),
       };
       return libc;
     } catch (e) { lastError = e; }
   }
-  throw new Error(`cannot load the C library (flock, madvise, setpriority): ${(lastError as Error)?.message}`);
+  throw new Error(`cannot load the C library (flock, madvise): ${(lastError as Error)?.message}`);
 }

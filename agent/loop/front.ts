@@ -53,6 +53,16 @@ function frontArgv(stateDir: string, socket?: string): string[] {
   return [...selfCommand(), "front", "--state-dir", stateDir, ...(socket ? ["--socket", socket] : [])];
 }
 
+/** The agent's environment variables a front it starts gets too (docs/front.md). */
+export const FRONT_ENV = ["AGENT_FRONT_DATAPATH", "AGENT_FRONT_NICE"] as const;
+
+/** The front's environment: PATH and the FRONT_ENV variables that are set, nothing else. */
+export function frontEnv(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = { PATH: env.PATH ?? "/usr/bin:/bin" };
+  for (const k of FRONT_ENV) if (env[k] !== undefined) out[k] = env[k]!;
+  return out;
+}
+
 export class FrontKeeper {
   readonly client: FrontClient;
   private routes: TableRoute[] = [];
@@ -147,8 +157,7 @@ export class FrontKeeper {
     const fd = openSync(this.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o640);
     const child = Bun.spawn(frontArgv(this.stateDir, socket), {
       stdin: "ignore", stdout: fd, stderr: fd, detached: true,   // its own process group: an agent stop leaves it running
-      // AGENT_FRONT_DATAPATH (sockets|serve) picks the front's data path (docs/front.md)
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(process.env.AGENT_FRONT_DATAPATH ? { AGENT_FRONT_DATAPATH: process.env.AGENT_FRONT_DATAPATH } : {}) },
+      env: frontEnv(process.env),   // AGENT_FRONT_DATAPATH=serve, AGENT_FRONT_NICE=off pass on
     });
     child.unref();
     closeSync(fd);   // the child has its own copy
