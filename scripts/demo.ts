@@ -1,5 +1,6 @@
 // The demo: three nodes (web, worker, db) converge from a git repository on local stand-ins for
-// git, IMDS and EC2; a new commit restarts them in place; a broken commit is rolled back.
+// git, IMDS and EC2; a new commit restarts them in place (the web node's front on :8080 switches
+// to the new release under a stream of requests, none failed); a broken commit is rolled back.
 // Run it with scripts/demo (which installs and builds first). --keep leaves the files behind.
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -83,10 +84,15 @@ async function main() {
   const v2 = await repo.commit({ "app/server.ts": server.replace("sample app\\n", "sample app, second release\\n") }, "app: say which release this is");
   await pin(v2, `staging: deploy ${v2.slice(0, 7)}`);
   const pidsBefore = pids();
+  const traffic = keepAliveLoad("http://127.0.0.1:8080/");
   for (const a of agents) await agent(a, ["sync"]);
   await converged(v2);
+  const served = await traffic.stop();
   const pidsAfter = pids();
   for (const a of agents) console.log(`${a.name.padEnd(7)} pid ${pidsBefore[a.name]} -> ${pidsAfter[a.name]} (restarted in place, no reboot)`);
+  console.log(`web     ${served.ok + served.failed} requests to :8080 through the front during the deploy, ${served.failed} failed` +
+    `${served.failed ? ` (first: ${served.firstError})` : ""}; answered by ${served.releases.map((r) => r.slice(0, 12)).join(" then ")}`);
+  if (served.failed) throw new Error(`${served.failed} requests failed through the front during the deploy; the web node's log is ${dir}/nodes/web.log`);
   await show("web");
   console.log(await curl("http://127.0.0.1:8080/"));
 
@@ -157,6 +163,25 @@ async function show(name: string) {
   console.log((await agent(a, ["status"])).stdout.trimEnd());
 }
 
+/** Four clients sending requests back to back on kept connections until stop(); what answered. */
+function keepAliveLoad(url: string) {
+  let running = true, ok = 0, failed = 0, firstError = "";
+  const releases: string[] = [];
+  const loops = Array.from({ length: 4 }, async () => {
+    while (running) {
+      try {
+        const r = await fetch(url);
+        const text = await r.text();
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        ok++;
+        const rel = /release: (\w+)/.exec(text)?.[1];
+        if (rel && releases[releases.length - 1] !== rel) releases.push(rel);
+      } catch (e) { failed++; firstError ||= (e as Error).message; }
+    }
+  });
+  return { stop: async () => { running = false; await Promise.all(loops); return { ok, failed, firstError, releases }; } };
+}
+
 async function curl(url: string) {
   try { return `$ curl ${url}\n${(await (await fetch(url)).text()).trimEnd()}`; } catch (e) { return `$ curl ${url}\n(${(e as Error).message})`; }
 }
@@ -164,6 +189,11 @@ async function curl(url: string) {
 async function stop() {
   say("Stopping: agents (SIGTERM), then the applications they leave running, then the stand-ins");
   for (const a of agents) { a.proc?.kill("SIGTERM"); await a.proc?.exited; }
+  // the web node's front outlives its agent by design (it owns :8080): stopped here, in its group
+  for (const a of agents) {
+    const front = JSON.parse(readFileSync(join(a.state, "state.json"), "utf8")).front;
+    if (front?.pid) { try { process.kill(-front.pid, "SIGTERM"); } catch {} }
+  }
   for (const a of agents) {
     for (const p of JSON.parse(readFileSync(join(a.state, "state.json"), "utf8")).processes ?? []) { try { process.kill(-p.pgid, "SIGTERM"); } catch {} }
   }
