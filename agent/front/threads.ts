@@ -3,8 +3,9 @@
 // (JITWorker), start-up compilation (JSCWarmUp) and the allocator's page purge (mi-scavenger). On
 // a busy core (the front limited to one, or sharing it with the application), the kernel lets a
 // thread that is running finish its slice (about 3 ms) before the woken request loop runs, so a
-// request that arrives while the compiler runs waits for it: the benchmark's p99 through the
-// front went from ~0.6 to ~1.4 ms added (docs/benchmarks.md#front). At nice 19 those threads still
+// request that arrives while the compiler runs waits for it: with the application on the front's
+// core, added p99 at 1,000 req/s was 0.99 ms at the default priority and 0.58 ms at nice 19 in the
+// same rounds (docs/benchmarks.md, the socket data path). At nice 19 those threads still
 // run whenever the core has room, but a woken request loop takes the core from them. The garbage
 // collector's threads keep their priority: the request loop waits for them during a collection.
 // `os.setPriority` with a thread id sets that one thread's nice value on Linux (setpriority(2) with

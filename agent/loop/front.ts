@@ -54,7 +54,7 @@ function frontArgv(stateDir: string, socket?: string): string[] {
 }
 
 /** The agent's environment variables a front it starts gets too (docs/front.md). */
-export const FRONT_ENV = ["AGENT_FRONT_DATAPATH", "AGENT_FRONT_NICE"] as const;
+const FRONT_ENV = ["AGENT_FRONT_DATAPATH", "AGENT_FRONT_NICE"] as const;
 
 /** The front's environment: PATH and the FRONT_ENV variables that are set, nothing else. */
 export function frontEnv(env: Record<string, string | undefined>): Record<string, string> {
