@@ -189,18 +189,16 @@ async function curl(url: string) {
 async function stop() {
   say("Stopping: agents (SIGTERM), then the applications they leave running, then the stand-ins");
   for (const a of agents) { a.proc?.kill("SIGTERM"); await a.proc?.exited; }
-  // the web node's front outlives its agent by design (it owns :8080): stopped here, in its group
-  for (const a of agents) {
-    const front = JSON.parse(readFileSync(join(a.state, "state.json"), "utf8")).front;
-    if (front?.pid) { try { process.kill(-front.pid, "SIGTERM"); } catch {} }
-  }
-  for (const a of agents) {
-    for (const p of JSON.parse(readFileSync(join(a.state, "state.json"), "utf8")).processes ?? []) { try { process.kill(-p.pgid, "SIGTERM"); } catch {} }
-  }
+  // each left-running process group: the applications, and the web node's front (it owns :8080
+  // and outlives its agent by design); each is the leader of its own group
+  const groups = agents.flatMap((a) => {
+    const st = JSON.parse(readFileSync(join(a.state, "state.json"), "utf8"));
+    return [...(st.processes ?? []).map((p: { pgid: number }) => p.pgid), ...(st.front?.pid ? [st.front.pid] : [])];
+  });
+  const signal = (sig: NodeJS.Signals) => { for (const g of groups) { try { process.kill(-g, sig); } catch {} } };
+  signal("SIGTERM");
   await Bun.sleep(500);
-  for (const a of agents) {
-    for (const p of JSON.parse(readFileSync(join(a.state, "state.json"), "utf8")).processes ?? []) { try { process.kill(-p.pgid, "SIGKILL"); } catch {} }
-  }
+  signal("SIGKILL");
   if (root) Bun.spawnSync(["umount", "/data"]);       // the db role's volume, mounted by the agent
   for (const c of cleanups.reverse()) await c();
   if (!keep) rmSync(dir, { recursive: true, force: true });

@@ -10,8 +10,8 @@
 // collector's threads keep their priority: the request loop waits for them during a collection.
 // `os.setPriority` with a thread id sets that one thread's nice value on Linux (setpriority(2) with
 // PRIO_PROCESS); through bun:ffi instead, the front's idle RSS was about 1 MB larger.
-import { readdirSync, readFileSync } from "node:fs";
 import { setPriority } from "node:os";
+import { threadsOf } from "../host/proc.ts";
 
 /** Thread names (their start, as /proc shows them) whose work no request waits on. */
 export const HELPER_THREADS = ["JITWorker", "JSCWarmUp", "mi-scavenger"] as const;
@@ -25,17 +25,6 @@ export function helpersToLower(tasks: readonly Task[], mainTid: number, lowered:
   return tasks.filter((t) => t.tid !== mainTid && !lowered.has(t.tid) && HELPER_THREADS.some((n) => t.name.startsWith(n)));
 }
 
-/** This process's threads from /proc/self/task (empty where there is no /proc). */
-function ownTasks(): Task[] {
-  let tids: string[];
-  try { tids = readdirSync("/proc/self/task"); } catch { return []; }
-  const out: Task[] = [];
-  for (const t of tids) {
-    try { out.push({ tid: Number(t), name: readFileSync(`/proc/self/task/${t}/comm`, "utf8").trim() }); } catch { /* it exited */ }
-  }
-  return out;
-}
-
 /**
  * Lowers the helper threads that exist now and remembers them (the runtime starts compiler
  * threads as it needs them, so this runs again from the front's timer). Returns the threads it
@@ -46,7 +35,7 @@ export class HelperThreads {
   constructor(private readonly mainTid = process.pid) {}
 
   lower(): { lowered: Task[]; failed: { task: Task; error: string }[] } {
-    const tasks = ownTasks();
+    const tasks = threadsOf();   // empty where there is no /proc
     const live = new Set(tasks.map((t) => t.tid));
     for (const tid of this.lowered) if (!live.has(tid)) this.lowered.delete(tid);
     const todo = helpersToLower(tasks, this.mainTid, this.lowered);

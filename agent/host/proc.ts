@@ -1,6 +1,6 @@
 // What /proc says about a pid: its start time (field 22 of /proc/<pid>/stat, which tells a
-// reused pid from the process we started), the members of a process group, the environment it
-// was started with. Read-only.
+// reused pid from the process we started), its nice value and threads, the members of a process
+// group, the environment it was started with. Read-only.
 import { readdirSync, readFileSync } from "node:fs";
 
 export interface ProcStat {
@@ -8,6 +8,7 @@ export interface ProcStat {
   state: string;           // R, S, D, Z, T ...
   ppid: number;
   pgrp: number;
+  nice: number;            // field 19: -20 (first) to 19 (last); per thread in /proc/<tid>/stat
   startTime: number;       // clock ticks since boot
 }
 
@@ -24,7 +25,16 @@ export function parseStat(text: string): ProcStat | null {
   const pid = Number(text.slice(0, text.indexOf(" ")));
   const f = text.slice(close + 2).split(" ");  // f[0] is field 3 (state)
   if (f.length < 20) return null;
-  return { pid, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), startTime: Number(f[19]) };
+  return { pid, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), nice: Number(f[16]), startTime: Number(f[19]) };
+}
+
+/** The threads of a process (/proc/<pid>/task) with their names (comm, at most 15 bytes); empty when it is gone. */
+export function threadsOf(pid: number | "self" = "self"): { tid: number; name: string }[] {
+  let tids: string[];
+  try { tids = readdirSync(`/proc/${pid}/task`); } catch { return []; }
+  return tids.flatMap((t) => {
+    try { return [{ tid: Number(t), name: readFileSync(`/proc/${pid}/task/${t}/comm`, "utf8").trim() }]; } catch { return []; }   // it exited
+  });
 }
 
 /** The start time of a live (non-zombie) pid, or null. */

@@ -3,11 +3,12 @@
 // load starts are lowered too. Also guards the thread names: if the runtime renames its compiler
 // threads, the lowering finds nothing and this test says so.
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { HELPER_THREADS } from "../../agent/front/threads.ts";
-import { freePort } from "../fixtures/supervisor-kit.ts";
+import { readStat, threadsOf } from "../../agent/host/proc.ts";
+import { freePort, until } from "../fixtures/supervisor-kit.ts";
 
 const repo = resolve(import.meta.dir, "../..");
 const bun = join(repo, "node_modules/.bin/bun");
@@ -22,16 +23,9 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-/** Each thread of `pid`: its name and nice value (field 19 of /proc/<pid>/task/<tid>/stat). */
-function threads(pid: number): { tid: number; name: string; nice: number }[] {
-  return readdirSync(`/proc/${pid}/task`).flatMap((tid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");   // fields from 3 on; the name may hold spaces
-      return [{ tid: Number(tid), name: readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim(), nice: Number(fields[19 - 3]) }];
-    } catch { return []; }
-  });
-}
+/** Each thread of `pid`: its name and nice value. */
+const threads = (pid: number) =>
+  threadsOf(pid).flatMap((t) => { const s = readStat(t.tid); return s ? [{ ...t, nice: s.nice }] : []; });
 const isHelper = (name: string) => HELPER_THREADS.some((h) => name.startsWith(h));
 
 async function servedFront(name: string, env: Record<string, string>) {
@@ -43,33 +37,26 @@ async function servedFront(name: string, env: Record<string, string>) {
   procs.push(p);
   const control = async (method: string, path: string, body?: unknown) =>
     (await (await fetch(`http://front${path}`, { unix: sock, method, body: body === undefined ? undefined : JSON.stringify(body) } as RequestInit)).json()) as any;
-  const until = async (what: string, ok: () => Promise<boolean> | boolean) => {
-    const end = Date.now() + 20_000;
-    for (;;) {
-      try { if (await ok()) return; } catch { /* not yet */ }
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; threads: ${JSON.stringify(threads(p.pid))}`);
-      await Bun.sleep(50);
-    }
-  };
-  await until("the front's control socket", async () => existsSync(sock) && (await control("GET", "/v1/state")).pid === p.pid);
+  const state = () => control("GET", "/v1/state").catch(() => null);   // null until the socket answers
+  await until(async () => existsSync(sock) && (await state())?.pid === p.pid, "the front's control socket");
   const port = await freePort();
   await control("PUT", "/v1/table", { routes: [{ port, listen: "127.0.0.1", health: "/up", upstreams: [{ id: "app", port: app.port }] }] });
-  await until("the app in rotation", async () => (await control("GET", "/v1/state")).routes[0].rotation.length === 1);
+  await until(async () => (await state())?.routes[0]?.rotation.length === 1, "the app in rotation");
   let ok = 0;
   for (let i = 0; i < 40; i++) {   // 2,000 requests, 50 at a time: enough for the compiler to start its threads
     const rs = await Promise.all(Array.from({ length: 50 }, () => fetch(`http://127.0.0.1:${port}/`).then((r) => r.text())));
     ok += rs.filter((t) => t === "ok").length;
   }
   expect(ok).toBe(2000);
-  return { p, until };
+  return p;
 }
 
 test("after 2,000 requests, every compiler and allocator thread of the front is at nice 19; the request loop and the collector stay at 0; SIGTERM ends it with its instance connections open", async () => {
-  const { p, until } = await servedFront("lowered", {});
-  await until("every helper thread at nice 19", () => {
+  const p = await servedFront("lowered", {});
+  await until(() => {
     const hs = threads(p.pid).filter((t) => isHelper(t.name));
     return hs.some((t) => t.name.startsWith("JITWorker")) && hs.every((t) => t.nice === 19);
-  });
+  }, "every helper thread at nice 19");
   const all = threads(p.pid);
   expect(all.find((t) => t.tid === p.pid)?.nice).toBe(0);
   const others = all.filter((t) => t.tid !== p.pid && !isHelper(t.name));
@@ -82,7 +69,7 @@ test("after 2,000 requests, every compiler and allocator thread of the front is 
 }, 60_000);
 
 test("AGENT_FRONT_NICE=off leaves every thread at 0", async () => {
-  const { p } = await servedFront("off", { AGENT_FRONT_NICE: "off" });
+  const p = await servedFront("off", { AGENT_FRONT_NICE: "off" });
   await Bun.sleep(1500);   // past the front's 1 s check, had it run
   const all = threads(p.pid);
   expect(all.some((t) => t.name.startsWith("JITWorker"))).toBe(true);

@@ -7,7 +7,7 @@ import type { ProcessRecord } from "../../agent/state/store.ts";
 
 const C = "a".repeat(40);
 const marked = (pid: number, startTime: number, name: string, spawn: string, extra: Record<string, string> = {}): Marked => ({
-  stat: { pid, pgrp: pid, ppid: 1, state: "S", startTime },
+  stat: { pid, pgrp: pid, ppid: 1, state: "S", nice: 0, startTime },
   env: { [MARKER.stateDir]: "/var/lib/agent", [MARKER.name]: name, [MARKER.spec]: `spec-${name}`, [MARKER.spawn]: spawn,
     AGENT_COMMIT: C, AGENT_RELEASE: `/var/lib/agent/releases/${C}`, ...extra },
 });
